@@ -1,0 +1,990 @@
+// Package engine is the deployment state machine: events in, decisions out.
+//
+// Step never performs I/O and never reads the clock: the caller passes the
+// time, persists the resulting state (one transaction) and then carries out
+// the returned actions. Every action is idempotent with respect to the
+// persisted state (a command is identified by its ID, traffic is desired
+// state), so a crash between commit and execution only repeats an action.
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// Deployment statuses (DeploymentStatus).
+const (
+	StatusCreated    = "Created"
+	StatusQueued     = "Queued"
+	StatusInProgress = "InProgress"
+	StatusReady      = "Ready"
+	StatusSucceeded  = "Succeeded"
+	StatusFailed     = "Failed"
+	StatusStopped    = "Stopped"
+)
+
+// Instance and lifecycle event statuses.
+const (
+	Pending    = "Pending"
+	InProgress = "InProgress"
+	Succeeded  = "Succeeded"
+	Failed     = "Failed"
+	Skipped    = "Skipped"
+	Ready      = "Ready"
+)
+
+// Labels of blue/green targets.
+const (
+	Blue  = "Blue"
+	Green = "Green"
+)
+
+// Error codes (ErrorCode) the engine emits.
+const (
+	CodeNoInstances              = "NO_INSTANCES"
+	CodeHealthConstraints        = "HEALTH_CONSTRAINTS"
+	CodeHealthConstraintsInvalid = "HEALTH_CONSTRAINTS_INVALID"
+	CodeManualStop               = "MANUAL_STOP"
+	CodeTimeout                  = "TIMEOUT"
+	CodeInternal                 = "INTERNAL_ERROR"
+)
+
+// MsgHealthConstraints is AWS's wire string for HEALTH_CONSTRAINTS.
+const MsgHealthConstraints = "The overall deployment failed because too many individual instances failed deployment, too few healthy instances are available for deployment, or some instances in your deployment group are experiencing problems."
+
+// MsgAgentNotReceived is AWS's wire string for an event no agent picked up.
+const MsgAgentNotReceived = "CodeDeploy agent was not able to receive the lifecycle event. Check the CodeDeploy agent logs on your host and make sure the agent is running and can connect to the CodeDeploy server."
+
+// Event names.
+const (
+	BeforeBlockTraffic = "BeforeBlockTraffic"
+	BlockTraffic       = "BlockTraffic"
+	AfterBlockTraffic  = "AfterBlockTraffic"
+	ApplicationStop    = "ApplicationStop"
+	DownloadBundle     = "DownloadBundle"
+	BeforeInstall      = "BeforeInstall"
+	Install            = "Install"
+	AfterInstall       = "AfterInstall"
+	ApplicationStart   = "ApplicationStart"
+	ValidateService    = "ValidateService"
+	BeforeAllowTraffic = "BeforeAllowTraffic"
+	AllowTraffic       = "AllowTraffic"
+	AfterAllowTraffic  = "AfterAllowTraffic"
+)
+
+var (
+	blockEvents   = []string{BeforeBlockTraffic, BlockTraffic, AfterBlockTraffic}
+	installEvents = []string{ApplicationStop, DownloadBundle, BeforeInstall, Install, AfterInstall, ApplicationStart, ValidateService}
+	allowEvents   = []string{BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic}
+)
+
+// IsTrafficEvent reports whether the service, not the agent, performs ev.
+func IsTrafficEvent(ev string) bool { return ev == BlockTraffic || ev == AllowTraffic }
+
+// stopForgivable lists the events ignoreApplicationStopFailures forgives.
+func stopForgivable(ev string) bool {
+	return ev == ApplicationStop || ev == BeforeBlockTraffic || ev == AfterBlockTraffic
+}
+
+// Minimum healthy host types.
+const (
+	HostCount       = "HOST_COUNT"
+	FleetPercent    = "FLEET_PERCENT"
+	MostConcurrency = "MOST_CONCURRENCY" // CodeDeployDefault.OneAtATime
+)
+
+// MinHealthy is a deployment configuration's minimumHealthyHosts.
+type MinHealthy struct {
+	Type  string
+	Value int
+}
+
+// Minimum returns M, the number of instances that must stay healthy, for a
+// deployment to n instances.
+func (m MinHealthy) Minimum(n int) int {
+	switch m.Type {
+	case HostCount:
+		return m.Value
+	case FleetPercent:
+		return (n*m.Value + 99) / 100
+	default: // MOST_CONCURRENCY: one at a time
+		if n == 0 {
+			return 0
+		}
+		return n - 1
+	}
+}
+
+// Phases of a deployment.
+const (
+	PhaseInstall     = "install"     // in-place: the whole event list; blue/green: green install events
+	PhaseReadyWait   = "ready"       // blue/green: waiting for ContinueDeployment(READY_WAIT)
+	PhaseAllow       = "allow"       // blue/green: green (rollback: blue) instances get traffic
+	PhaseBlock       = "block"       // blue/green: blue (rollback: green) instances lose traffic
+	PhaseTermination = "termination" // blue/green: TERMINATE wait
+	PhaseTerminate   = "terminate"   // blue/green: stopping the blue application
+	PhaseDone        = "done"
+)
+
+// Diagnostics of a lifecycle event.
+type Diagnostics struct {
+	ErrorCode  string `json:"errorCode"`
+	ScriptName string `json:"scriptName"`
+	Message    string `json:"message"`
+	LogTail    string `json:"logTail"`
+}
+
+// LifecycleEvent is one event on one instance.
+type LifecycleEvent struct {
+	Name        string       `json:"name"`
+	Status      string       `json:"status"`
+	Start       time.Time    `json:"start,omitzero"`
+	End         time.Time    `json:"end,omitzero"`
+	Diagnostics *Diagnostics `json:"diagnostics,omitempty"`
+}
+
+// Command is an event handed to a host (or to the traffic layer).
+type Command struct {
+	ID         string    `json:"id"`
+	Event      string    `json:"event"`
+	Index      int       `json:"index"`
+	Dispatched time.Time `json:"dispatched"`
+	Acked      time.Time `json:"acked,omitzero"`
+}
+
+// Instance is one target of a deployment.
+type Instance struct {
+	Name        string           `json:"name"`
+	HostID      string           `json:"hostId"`
+	Label       string           `json:"label,omitempty"`
+	Status      string           `json:"status"`
+	Events      []LifecycleEvent `json:"events"`
+	Cmd         *Command         `json:"cmd,omitempty"`
+	LastUpdated time.Time        `json:"lastUpdated"`
+	// Retired is set on blue instances once they left the fleet.
+	Retired bool `json:"retired,omitempty"`
+}
+
+// Deployment is the engine's state of one deployment.
+type Deployment struct {
+	ID                            string     `json:"id"`
+	Status                        string     `json:"status"`
+	Phase                         string     `json:"phase"`
+	BlueGreen                     bool       `json:"blueGreen,omitempty"`
+	TrafficControl                bool       `json:"trafficControl,omitempty"`
+	Rollback                      bool       `json:"rollback,omitempty"` // created by codeDeployRollback
+	MinHealthy                    MinHealthy `json:"minHealthy"`
+	IgnoreApplicationStopFailures bool       `json:"ignoreApplicationStopFailures,omitempty"`
+	ReadyAction                   string     `json:"readyAction,omitempty"` // CONTINUE_DEPLOYMENT | STOP_DEPLOYMENT
+	ReadyWaitMinutes              int        `json:"readyWaitMinutes,omitempty"`
+	TerminateAction               string     `json:"terminateAction,omitempty"` // TERMINATE | KEEP_ALIVE
+	TerminationWaitMinutes        int        `json:"terminationWaitMinutes,omitempty"`
+	RollbackOnFailure             bool       `json:"rollbackOnFailure,omitempty"`
+	RollbackOnStop                bool       `json:"rollbackOnStop,omitempty"`
+
+	Instances []*Instance `json:"instances"`
+
+	M                 int       `json:"m"`
+	ErrorCode         string    `json:"errorCode,omitempty"`
+	ErrorMessage      string    `json:"errorMessage,omitempty"`
+	Stopping          bool      `json:"stopping,omitempty"`
+	StopRollback      bool      `json:"stopRollback,omitempty"`
+	ReadyDeadline     time.Time `json:"readyDeadline,omitzero"`
+	TerminationStart  time.Time `json:"terminationStart,omitzero"`
+	TerminationDue    time.Time `json:"terminationDue,omitzero"`
+	TerminationWaitOn bool      `json:"terminationWaitStarted,omitempty"`
+	StatusMessages    []string  `json:"statusMessages,omitempty"`
+	Created           time.Time `json:"created"`
+	Started           time.Time `json:"started,omitzero"`
+	Completed         time.Time `json:"completed,omitzero"`
+	Seq               int64     `json:"seq"`
+	// RollbackWanted is set when the deployment ended in a way its rollback
+	// configuration (or StopDeployment) asks to roll back.
+	RollbackWanted bool `json:"rollbackWanted,omitempty"`
+}
+
+// Config holds the engine's time settings.
+type Config struct {
+	Minute        time.Duration // length of an API minute
+	PickupTimeout time.Duration // an event not acknowledged by then fails
+	EventTimeout  time.Duration // an acknowledged event not completed by then fails
+}
+
+// Event kinds fed to Step.
+type (
+	// Start begins a created deployment.
+	Start struct{}
+	// Tick re-evaluates timers.
+	Tick struct{}
+	// Acked records that a host acknowledged a command.
+	Acked struct{ CommandID string }
+	// Completed records a command's result (from an agent or the traffic
+	// layer). Duplicates and stale IDs are ignored.
+	Completed struct {
+		CommandID   string
+		Succeeded   bool
+		Diagnostics Diagnostics
+	}
+	// Continue is ContinueDeployment.
+	Continue struct{ WaitType string }
+	// Stop is StopDeployment. Rollback nil follows the deployment's
+	// autoRollbackConfiguration (DEPLOYMENT_STOP_ON_REQUEST).
+	Stop struct{ Rollback *bool }
+)
+
+// Action kinds returned by Step.
+type (
+	// Dispatch hands a command to a host's agent.
+	Dispatch struct {
+		Instance string
+		HostID   string
+		Command  Command
+	}
+	// Traffic asks the traffic layer to add (Allow) or remove an instance
+	// and to report back with Completed{CommandID}.
+	Traffic struct {
+		Instance string
+		Allow    bool
+		Command  Command
+	}
+	// Terminate retires blue instances after a successful blue/green
+	// deployment (Stop = the TERMINATE option: call the teardown hook).
+	Terminate struct {
+		Instances []string
+		Stop      bool
+	}
+	// Finished reports the terminal status.
+	Finished struct{ Status string }
+)
+
+// ErrNotApplicable is returned by Step for events that do not apply in the
+// current state; the API maps it to the right exception.
+type ErrNotApplicable struct{ Reason string }
+
+func (e *ErrNotApplicable) Error() string { return e.Reason }
+
+// Terminal reports whether status is final.
+func Terminal(status string) bool {
+	return status == StatusSucceeded || status == StatusFailed || status == StatusStopped
+}
+
+// NewDeployment builds the engine state for a deployment to targets.
+// For blue/green, blue and green are the original and replacement fleets;
+// for in-place, only green (the targets) is used.
+func NewDeployment(d Deployment, blue, green []Instance, now time.Time) *Deployment {
+	out := d
+	out.Status = StatusCreated
+	out.Created = now
+	out.Phase = PhaseInstall
+	add := func(in Instance, label string, events []string) {
+		inst := in
+		inst.Label = label
+		inst.Status = Pending
+		inst.LastUpdated = now
+		inst.Events = make([]LifecycleEvent, len(events))
+		for i, e := range events {
+			inst.Events[i] = LifecycleEvent{Name: e, Status: Pending}
+		}
+		out.Instances = append(out.Instances, &inst)
+	}
+	switch {
+	case d.BlueGreen && d.Rollback:
+		// Traffic goes back to the originals; nothing is reinstalled.
+		for _, in := range blue {
+			add(in, Blue, allowEvents)
+		}
+		for _, in := range green {
+			add(in, Green, blockEvents)
+		}
+	case d.BlueGreen:
+		for _, in := range green {
+			add(in, Green, append(append([]string{}, installEvents...), allowEvents...))
+		}
+		for _, in := range blue {
+			add(in, Blue, blockEvents)
+		}
+	default:
+		var evs []string
+		if d.TrafficControl {
+			evs = append(append(append(evs, blockEvents...), installEvents...), allowEvents...)
+		} else {
+			evs = installEvents
+		}
+		for _, in := range green {
+			add(in, "", evs)
+		}
+	}
+	return &out
+}
+
+// Step applies ev at time now and returns the actions to carry out.
+func Step(d *Deployment, cfg Config, ev any, now time.Time) ([]Action, error) {
+	if Terminal(d.Status) {
+		switch ev.(type) {
+		case Tick, Acked, Completed:
+			return nil, nil
+		}
+		return nil, &ErrNotApplicable{Reason: "deployment is already completed"}
+	}
+	s := &stepper{d: d, cfg: cfg, now: now}
+	switch e := ev.(type) {
+	case Start:
+		if d.Status != StatusCreated && d.Status != StatusQueued {
+			return nil, nil
+		}
+		s.start()
+	case Tick:
+		s.tick()
+	case Acked:
+		if in, c := s.findCmd(e.CommandID); c != nil && c.Acked.IsZero() {
+			c.Acked = now
+			in.LastUpdated = now
+		}
+	case Completed:
+		s.completed(e)
+	case Continue:
+		if err := s.continueWait(e.WaitType); err != nil {
+			return nil, err
+		}
+	case Stop:
+		s.stop(e.Rollback)
+	default:
+		return nil, fmt.Errorf("engine: unknown event %T", ev)
+	}
+	s.advance()
+	return s.actions, nil
+}
+
+// Action is one decision of Step.
+type Action any
+
+type stepper struct {
+	d       *Deployment
+	cfg     Config
+	now     time.Time
+	actions []Action
+}
+
+func (s *stepper) emit(a Action) { s.actions = append(s.actions, a) }
+
+func (s *stepper) start() {
+	d := s.d
+	d.Status = StatusInProgress
+	d.Started = s.now
+	targets := s.phaseInstances(PhaseInstall)
+	if d.BlueGreen && d.Rollback {
+		targets = s.phaseInstances(PhaseAllow)
+	}
+	n := len(targets)
+	if n == 0 {
+		s.finish(StatusFailed, CodeNoInstances, "The deployment failed because no instances were found for your deployment group. Check your deployment group settings to make sure the tags for your instances correctly identify the instances you want to deploy to, and then try again.")
+		return
+	}
+	d.M = d.MinHealthy.Minimum(n)
+	if d.MinHealthy.Type != MostConcurrency && d.M >= n {
+		s.skipRemaining()
+		s.finish(StatusFailed, CodeHealthConstraintsInvalid, fmt.Sprintf("The deployment failed because the minimum number of healthy instances (%d) is not less than the number of instances in the deployment (%d). Lower the minimum healthy hosts in the deployment configuration or add instances.", d.M, n))
+		return
+	}
+	if d.BlueGreen && d.Rollback {
+		d.Phase = PhaseAllow
+		s.message("Rerouting traffic back to the original instances")
+	}
+}
+
+func (s *stepper) message(m string) { s.d.StatusMessages = append(s.d.StatusMessages, m) }
+
+// phaseEvents are the event names an instance runs in a phase.
+func (s *stepper) phaseInstances(phase string) []*Instance {
+	var out []*Instance
+	for _, in := range s.d.Instances {
+		if s.inPhase(in, phase) {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func (s *stepper) inPhase(in *Instance, phase string) bool {
+	d := s.d
+	if !d.BlueGreen {
+		return phase == PhaseInstall
+	}
+	switch phase {
+	case PhaseInstall:
+		return !d.Rollback && in.Label == Green
+	case PhaseAllow:
+		return (in.Label == Green) != d.Rollback
+	case PhaseBlock, PhaseTerminate:
+		return (in.Label == Blue) != d.Rollback
+	}
+	return false
+}
+
+// phaseEnd is the index after the last event an instance runs in a phase.
+func phaseEnd(d *Deployment, in *Instance, phase string) int {
+	if d.BlueGreen && !d.Rollback && in.Label == Green && phase == PhaseInstall {
+		return len(installEvents)
+	}
+	return len(in.Events)
+}
+
+func (s *stepper) findCmd(id string) (*Instance, *Command) {
+	for _, in := range s.d.Instances {
+		if in.Cmd != nil && in.Cmd.ID == id {
+			return in, in.Cmd
+		}
+	}
+	return nil, nil
+}
+
+func (s *stepper) completed(e Completed) {
+	in, c := s.findCmd(e.CommandID)
+	if c == nil {
+		return // duplicate or stale: the first complete wins
+	}
+	ev := &in.Events[c.Index]
+	in.Cmd = nil
+	in.LastUpdated = s.now
+	ev.End = s.now
+	diag := e.Diagnostics
+	ev.Diagnostics = &diag
+	if e.Succeeded {
+		ev.Status = Succeeded
+		if diag.ErrorCode == "" {
+			ev.Diagnostics = &Diagnostics{ErrorCode: "Success", Message: "Succeeded"}
+		}
+		return
+	}
+	ev.Status = Failed
+	if s.d.IgnoreApplicationStopFailures && stopForgivable(ev.Name) {
+		return // the instance goes on with the next event
+	}
+	s.failInstance(in)
+}
+
+// failInstance marks the instance failed and its remaining events skipped.
+func (s *stepper) failInstance(in *Instance) {
+	in.Status = Failed
+	in.LastUpdated = s.now
+	for i := range in.Events {
+		if in.Events[i].Status == Pending {
+			in.Events[i].Status = Skipped
+		}
+	}
+}
+
+func (s *stepper) tick() {
+	d := s.d
+	for _, in := range d.Instances {
+		c := in.Cmd
+		if c == nil || IsTrafficEvent(c.Event) {
+			continue
+		}
+		ev := &in.Events[c.Index]
+		switch {
+		case c.Acked.IsZero() && s.cfg.PickupTimeout > 0 && !s.now.Before(c.Dispatched.Add(s.cfg.PickupTimeout)):
+			in.Cmd = nil
+			ev.Status = Failed
+			ev.End = s.now
+			ev.Diagnostics = &Diagnostics{ErrorCode: "UnknownError", Message: MsgAgentNotReceived}
+			s.failInstance(in)
+		case !c.Acked.IsZero() && s.cfg.EventTimeout > 0 && !s.now.Before(c.Acked.Add(s.cfg.EventTimeout)):
+			in.Cmd = nil
+			ev.Status = Failed
+			ev.End = s.now
+			ev.Diagnostics = &Diagnostics{ErrorCode: "ScriptTimedOut", Message: fmt.Sprintf("The lifecycle event %s did not complete within %s.", ev.Name, s.cfg.EventTimeout)}
+			s.failInstance(in)
+		}
+	}
+	if d.Phase == PhaseReadyWait && !d.ReadyDeadline.IsZero() && !s.now.Before(d.ReadyDeadline) {
+		s.message("The wait for traffic rerouting ran out; the deployment was stopped")
+		s.skipRemaining()
+		s.finish(StatusStopped, CodeTimeout, "The deployment was stopped because traffic was not rerouted to the replacement instances before the wait time ran out.")
+	}
+	if d.Phase == PhaseTermination && !d.TerminationDue.IsZero() && !s.now.Before(d.TerminationDue) {
+		s.beginTerminate()
+	}
+}
+
+func (s *stepper) continueWait(waitType string) error {
+	d := s.d
+	if !d.BlueGreen {
+		return &ErrNotApplicable{Reason: "unsupported"}
+	}
+	switch waitType {
+	case "", "READY_WAIT":
+		if d.Status != StatusReady || d.Phase != PhaseReadyWait {
+			return &ErrNotApplicable{Reason: "not-ready"}
+		}
+		s.message("Traffic rerouting was started by ContinueDeployment")
+		s.enterAllow()
+	case "TERMINATION_WAIT":
+		if d.Phase != PhaseTermination {
+			if d.Phase == PhaseInstall || d.Phase == PhaseReadyWait {
+				return &ErrNotApplicable{Reason: "not-ready"}
+			}
+			return &ErrNotApplicable{Reason: "no-termination-wait"}
+		}
+		s.message("The termination wait was ended by ContinueDeployment")
+		s.beginTerminate()
+	default:
+		return &ErrNotApplicable{Reason: "bad-wait-type"}
+	}
+	return nil
+}
+
+func (s *stepper) stop(rollback *bool) {
+	d := s.d
+	want := d.RollbackOnStop
+	if rollback != nil {
+		want = *rollback
+	}
+	if d.Stopping {
+		d.StopRollback = d.StopRollback || want
+		return
+	}
+	d.Stopping = true
+	d.StopRollback = want
+	d.ErrorCode = CodeManualStop
+	d.ErrorMessage = "The deployment was stopped by a user request (StopDeployment)."
+	s.skipRemaining()
+}
+
+// skipRemaining stops scheduling: instances not started are skipped.
+func (s *stepper) skipRemaining() {
+	for _, in := range s.d.Instances {
+		if in.Status == Pending || in.Status == Ready {
+			if in.Status == Ready || anyStarted(in) {
+				// Started in an earlier phase; nothing more runs on it.
+				s.markRest(in, Skipped)
+				continue
+			}
+			in.Status = Skipped
+			in.LastUpdated = s.now
+			for i := range in.Events {
+				in.Events[i].Status = Skipped
+			}
+		}
+	}
+}
+
+func anyStarted(in *Instance) bool {
+	for _, e := range in.Events {
+		if e.Status != Pending && e.Status != Skipped {
+			return true
+		}
+	}
+	return false
+}
+
+// markRest skips an instance's pending events and gives it status st unless
+// it already failed.
+func (s *stepper) markRest(in *Instance, st string) {
+	for i := range in.Events {
+		if in.Events[i].Status == Pending {
+			in.Events[i].Status = Skipped
+		}
+	}
+	if in.Status != Failed {
+		in.Status = st
+	}
+	in.LastUpdated = s.now
+}
+
+// inFlight counts instances with a command outstanding.
+func (s *stepper) inFlight() int {
+	n := 0
+	for _, in := range s.d.Instances {
+		if in.Cmd != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// advance moves every instance and the deployment forward as far as the
+// current state allows.
+func (s *stepper) advance() {
+	d := s.d
+	for guard := 0; guard < 64 && !Terminal(d.Status) && d.Status != StatusCreated; guard++ {
+		if !s.advanceOnce() {
+			return
+		}
+	}
+}
+
+// advanceOnce performs one round; it reports whether anything changed.
+func (s *stepper) advanceOnce() bool {
+	d := s.d
+	changed := false
+	// Instances that finished their command go on with their next event.
+	for _, in := range d.Instances {
+		if in.Cmd != nil || in.Status != InProgress {
+			continue
+		}
+		end := phaseEnd(d, in, d.Phase)
+		if !s.inPhase(in, d.Phase) {
+			continue
+		}
+		next := nextPending(in, end)
+		if next < 0 {
+			s.instanceDone(in)
+			changed = true
+			continue
+		}
+		if s.d.Stopping {
+			// The command in flight finished; nothing more is scheduled,
+			// and the interrupted instance counts as failed (as AWS shows).
+			s.markRest(in, Failed)
+			changed = true
+			continue
+		}
+		s.dispatch(in, next)
+		changed = true
+	}
+	if d.Stopping {
+		if s.inFlight() == 0 {
+			s.skipRemaining()
+			s.finish(StatusStopped, d.ErrorCode, d.ErrorMessage)
+			return false
+		}
+		return changed
+	}
+	switch d.Phase {
+	case PhaseInstall, PhaseAllow:
+		if s.startBatch() {
+			changed = true
+		}
+		if Terminal(d.Status) {
+			return false
+		}
+		if s.phaseComplete(d.Phase) {
+			s.endPhase()
+			return true
+		}
+	case PhaseBlock, PhaseTerminate:
+		// Originals leave traffic all at once: AWS fails the whole
+		// deployment if any of them fails to deregister.
+		for _, in := range s.phaseInstances(d.Phase) {
+			if in.Status == Pending {
+				in.Status = InProgress
+				in.LastUpdated = s.now
+				changed = true
+				if next := nextPending(in, len(in.Events)); next >= 0 {
+					s.dispatch(in, next)
+				}
+			}
+		}
+		if s.phaseComplete(d.Phase) {
+			s.endPhase()
+			return true
+		}
+	}
+	return changed
+}
+
+func nextPending(in *Instance, end int) int {
+	for i := 0; i < end && i < len(in.Events); i++ {
+		if in.Events[i].Status == Pending {
+			return i
+		}
+	}
+	return -1
+}
+
+// instanceDone is called when an instance ran every event of the phase.
+func (s *stepper) instanceDone(in *Instance) {
+	d := s.d
+	in.LastUpdated = s.now
+	if d.BlueGreen && !d.Rollback && in.Label == Green && d.Phase == PhaseInstall {
+		// Installed; it waits for its traffic events.
+		in.Status = Ready
+		return
+	}
+	in.Status = Succeeded
+}
+
+// dispatch starts event i on the instance.
+func (s *stepper) dispatch(in *Instance, i int) {
+	d := s.d
+	d.Seq++
+	c := Command{ID: fmt.Sprintf("%s-%d", d.ID, d.Seq), Event: in.Events[i].Name, Index: i, Dispatched: s.now}
+	in.Cmd = &c
+	in.Events[i].Status = InProgress
+	in.Events[i].Start = s.now
+	in.LastUpdated = s.now
+	if IsTrafficEvent(c.Event) {
+		s.emit(Traffic{Instance: in.Name, Allow: c.Event == AllowTraffic, Command: c})
+		return
+	}
+	s.emit(Dispatch{Instance: in.Name, HostID: in.HostID, Command: c})
+}
+
+// eligible reports whether the instance waits to start the current phase.
+func (s *stepper) eligible(in *Instance) bool {
+	if !s.inPhase(in, s.d.Phase) {
+		return false
+	}
+	return in.Status == Pending || (in.Status == Ready && s.d.Phase == PhaseAllow)
+}
+
+// counts of the phase's instances.
+type counts struct{ pending, running, ok, failed, n int }
+
+func (s *stepper) count(phase string) counts {
+	var c counts
+	for _, in := range s.phaseInstances(phase) {
+		c.n++
+		switch in.Status {
+		case Pending:
+			c.pending++
+		case InProgress:
+			c.running++
+		case Failed:
+			c.failed++
+		case Ready:
+			if phase == PhaseAllow {
+				c.pending++
+			} else {
+				c.ok++
+			}
+		case Succeeded:
+			c.ok++
+		}
+	}
+	return c
+}
+
+// startBatch starts as many pending instances as the minimum-healthy rule
+// allows, or fails the deployment when it can no longer be honoured.
+func (s *stepper) startBatch() bool {
+	d := s.d
+	c := s.count(d.Phase)
+	if c.pending == 0 {
+		return false
+	}
+	allowed := c.n - c.failed - d.M - c.running
+	if d.MinHealthy.Type == MostConcurrency {
+		allowed = 1 - c.running
+		if c.failed > 0 {
+			allowed = 0
+		}
+	}
+	if allowed <= 0 {
+		if c.running > 0 {
+			return false // wait for the batch in flight
+		}
+		s.skipRemaining()
+		s.finish(StatusFailed, CodeHealthConstraints, MsgHealthConstraints)
+		return true
+	}
+	started := false
+	for _, in := range d.Instances {
+		if allowed == 0 {
+			break
+		}
+		if !s.eligible(in) {
+			continue
+		}
+		in.Status = InProgress
+		in.LastUpdated = s.now
+		if next := nextPending(in, phaseEnd(d, in, d.Phase)); next >= 0 {
+			s.dispatch(in, next)
+		}
+		allowed--
+		started = true
+	}
+	return started
+}
+
+func (s *stepper) phaseComplete(phase string) bool {
+	for _, in := range s.phaseInstances(phase) {
+		switch in.Status {
+		case Pending, InProgress:
+			return false
+		case Ready:
+			if phase == PhaseAllow {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// healthy reports whether the phase ended within the success rule.
+func (s *stepper) healthy(phase string) bool {
+	c := s.count(phase)
+	return c.ok >= s.d.M && c.ok >= 1
+}
+
+func (s *stepper) endPhase() {
+	d := s.d
+	switch d.Phase {
+	case PhaseInstall:
+		if !s.healthy(PhaseInstall) {
+			s.skipRemaining()
+			s.finish(StatusFailed, CodeHealthConstraints, MsgHealthConstraints)
+			return
+		}
+		if !d.BlueGreen {
+			s.finish(StatusSucceeded, "", "")
+			return
+		}
+		if d.ReadyAction == "STOP_DEPLOYMENT" {
+			d.Phase = PhaseReadyWait
+			d.Status = StatusReady
+			d.ReadyDeadline = s.now.Add(time.Duration(d.ReadyWaitMinutes) * s.cfg.Minute)
+			s.message("Replacement instances are ready; waiting for ContinueDeployment to reroute traffic")
+			return
+		}
+		s.enterAllow()
+	case PhaseAllow:
+		if !s.healthy(PhaseAllow) {
+			s.skipRemaining()
+			s.finish(StatusFailed, CodeHealthConstraints, MsgHealthConstraints)
+			return
+		}
+		d.Phase = PhaseBlock
+		if d.Rollback {
+			s.message("Traffic is back on the original instances; removing the replacement instances from traffic")
+		} else {
+			s.message("Traffic rerouted to the replacement instances; removing the original instances from traffic")
+		}
+	case PhaseBlock:
+		for _, in := range s.phaseInstances(PhaseBlock) {
+			if in.Status == Failed {
+				s.finish(StatusFailed, CodeHealthConstraints, "The deployment failed because an original instance could not be removed from traffic.")
+				return
+			}
+		}
+		if d.Rollback || len(s.phaseInstances(PhaseBlock)) == 0 {
+			s.finish(StatusSucceeded, "", "")
+			return
+		}
+		if d.TerminateAction == "TERMINATE" {
+			d.Phase = PhaseTermination
+			d.TerminationWaitOn = true
+			d.TerminationStart = s.now
+			d.TerminationDue = s.now.Add(time.Duration(d.TerminationWaitMinutes) * s.cfg.Minute)
+			s.message("Waiting before terminating the original instances")
+			return
+		}
+		// KEEP_ALIVE: the originals stay up but leave the fleet.
+		var names []string
+		for _, in := range s.phaseInstances(PhaseBlock) {
+			in.Retired = true
+			names = append(names, in.Name)
+		}
+		s.emit(Terminate{Instances: names, Stop: false})
+		s.finish(StatusSucceeded, "", "")
+	case PhaseTerminate:
+		var names []string
+		for _, in := range s.phaseInstances(PhaseTerminate) {
+			in.Retired = true
+			names = append(names, in.Name)
+			if in.Status == Failed {
+				s.message(fmt.Sprintf("ApplicationStop failed on original instance %s while terminating it", in.Name))
+			}
+		}
+		s.emit(Terminate{Instances: names, Stop: true})
+		s.finish(StatusSucceeded, "", "")
+	}
+}
+
+func (s *stepper) enterAllow() {
+	d := s.d
+	d.Phase = PhaseAllow
+	d.Status = StatusInProgress
+	d.ReadyDeadline = time.Time{}
+}
+
+// beginTerminate stops the originals' application (an ApplicationStop
+// event, run from their current revision) before they are retired.
+// On self-hosted servers nothing is destroyed: Terminate asks the operator's
+// teardown hook to do that.
+func (s *stepper) beginTerminate() {
+	d := s.d
+	d.Phase = PhaseTerminate
+	d.TerminationDue = time.Time{}
+	for _, in := range s.phaseInstances(PhaseTerminate) {
+		if in.Status != Succeeded {
+			continue
+		}
+		in.Events = append(in.Events, LifecycleEvent{Name: ApplicationStop, Status: Pending})
+		in.Status = Pending
+		in.LastUpdated = s.now
+	}
+	s.message("Terminating the original instances")
+}
+
+func (s *stepper) finish(status, code, msg string) {
+	d := s.d
+	d.Status = status
+	d.Phase = PhaseDone
+	d.Completed = s.now
+	d.ReadyDeadline = time.Time{}
+	d.TerminationDue = time.Time{}
+	if status != StatusSucceeded {
+		d.ErrorCode = code
+		d.ErrorMessage = msg
+	} else {
+		d.ErrorCode, d.ErrorMessage = "", ""
+	}
+	switch status {
+	case StatusFailed:
+		d.RollbackWanted = d.RollbackOnFailure
+	case StatusStopped:
+		d.RollbackWanted = d.Stopping && d.StopRollback
+	}
+	s.emit(Finished{Status: status})
+}
+
+// NextWake returns the earliest time a Tick can change the deployment, or
+// the zero time.
+func (d *Deployment) NextWake(cfg Config) time.Time {
+	var t time.Time
+	min := func(c time.Time) {
+		if !c.IsZero() && (t.IsZero() || c.Before(t)) {
+			t = c
+		}
+	}
+	if Terminal(d.Status) {
+		return t
+	}
+	for _, in := range d.Instances {
+		if c := in.Cmd; c != nil && !IsTrafficEvent(c.Event) {
+			if c.Acked.IsZero() && cfg.PickupTimeout > 0 {
+				min(c.Dispatched.Add(cfg.PickupTimeout))
+			} else if !c.Acked.IsZero() && cfg.EventTimeout > 0 {
+				min(c.Acked.Add(cfg.EventTimeout))
+			}
+		}
+	}
+	if d.Phase == PhaseReadyWait {
+		min(d.ReadyDeadline)
+	}
+	if d.Phase == PhaseTermination {
+		min(d.TerminationDue)
+	}
+	return t
+}
+
+// Overview counts instances by status, as deploymentOverview.
+func (d *Deployment) Overview() map[string]int64 {
+	o := map[string]int64{Pending: 0, InProgress: 0, Succeeded: 0, Failed: 0, Skipped: 0, Ready: 0}
+	for _, in := range d.Instances {
+		o[in.Status]++
+	}
+	return o
+}
+
+// InFlight reports whether any command is outstanding.
+func (d *Deployment) InFlight() bool {
+	for _, in := range d.Instances {
+		if in.Cmd != nil {
+			return true
+		}
+	}
+	return false
+}
