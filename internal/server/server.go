@@ -1,0 +1,295 @@
+// Package server assembles a Cutover server: store, keys, SigV4
+// authentication, the CodeDeploy API, the agent command protocol, the
+// deployment runner and the traffic routers, behind one HTTP listener.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/keys"
+	"github.com/cutoverhq/cutover/internal/secretbox"
+	"github.com/cutoverhq/cutover/internal/sigv4"
+	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/store/postgres"
+	"github.com/cutoverhq/cutover/internal/store/sqlite"
+)
+
+// Target prefixes served on the one listener.
+const (
+	PrefixCodeDeploy       = "CodeDeploy_20141006"
+	PrefixCommands         = "CodeDeployCommandService_v20141006"
+	PrefixCommandsSecure   = "CodeDeployCommandService"
+	PrefixAdmin            = "CutoverAdmin_20261122"
+	SigningCodeDeploy      = "codedeploy"
+	SigningCommands        = "codedeploy-commands"
+	SigningCommandsSecured = "codedeploy-commands-secure"
+)
+
+// Config configures a server.
+type Config struct {
+	Listen   string // host:port; default 127.0.0.1:8443
+	DataDir  string // SQLite database, server key, spec-signing certificate
+	Database string // postgres://… to use PostgreSQL instead of SQLite
+	TLSCert  string
+	TLSKey   string
+
+	// RootAccessKeyID and RootSecretAccessKey, when set, are ensured to exist
+	// as an administrator key of the default account.
+	RootAccessKeyID     string
+	RootSecretAccessKey string
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// OpenStore opens the configured database: PostgreSQL for a postgres URL,
+// else SQLite in the data directory.
+func OpenStore(ctx context.Context, dataDir, database string) (store.Store, error) {
+	if strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://") {
+		return postgres.Open(ctx, database)
+	}
+	if database != "" {
+		return nil, fmt.Errorf("unsupported --database %q: give a postgres:// URL, or leave it empty for SQLite in --data-dir", database)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(dataDir, "cutover.db"))
+}
+
+// OpenSealer returns the box sealing secrets at rest: the key comes from
+// CUTOVER_SERVER_KEY (hex; needed when several replicas share PostgreSQL)
+// or from the data directory's server.key, created on first start.
+func OpenSealer(dataDir string) (*secretbox.Box, error) {
+	if key, ok, err := secretbox.KeyFromEnv("CUTOVER_SERVER_KEY"); err != nil {
+		return nil, err
+	} else if ok {
+		return secretbox.NewBox(key)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return secretbox.LoadOrCreateKey(filepath.Join(dataDir, "server.key"))
+}
+
+// Server is a running Cutover server.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	Store    store.Store
+	Keys     *keys.Manager
+	API      *api.Server
+	sealer   *secretbox.Box
+	handler  http.Handler
+	http     *http.Server
+	listener net.Listener
+	closers  []func() error
+}
+
+// New opens the store and builds the server; Start begins serving.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8443"
+	}
+	sealer, err := OpenSealer(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, cfg.DataDir, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, Store: st, sealer: sealer}
+	s.closers = append(s.closers, st.Close)
+	s.Keys = &keys.Manager{Store: st, Sealer: sealer, Now: cfg.Now}
+	if cfg.RootAccessKeyID != "" || cfg.RootSecretAccessKey != "" {
+		if cfg.RootAccessKeyID == "" || cfg.RootSecretAccessKey == "" {
+			s.Close()
+			return nil, errors.New("CUTOVER_ROOT_ACCESS_KEY_ID and CUTOVER_ROOT_SECRET_ACCESS_KEY must be set together")
+		}
+		if _, err := s.Keys.Import(ctx, "root", keys.DefaultAccount, cfg.RootAccessKeyID, cfg.RootSecretAccessKey); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("root key: %w", err)
+		}
+	}
+	pageKey, err := s.pageKey(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.API = api.New(st, sealer, cfg.Logger)
+	s.API.Now = cfg.Now
+	s.API.PageKey = pageKey
+
+	verifier := &sigv4.Verifier{
+		Keys:     sigv4.KeyLookupFunc(s.lookupKey),
+		Services: []string{SigningCodeDeploy, SigningCommands, SigningCommandsSecured},
+		Now:      cfg.Now,
+	}
+	h := &awsjson.Handler{
+		Auth:   authenticator{verifier},
+		Logger: cfg.Logger,
+		Routes: []awsjson.Route{
+			{Prefix: PrefixCodeDeploy, SigningNames: []string{SigningCodeDeploy}, Service: awsjson.ServiceFunc(s.serveCodeDeploy)},
+			{Prefix: PrefixAdmin, SigningNames: []string{SigningCodeDeploy}, Service: awsjson.ServiceFunc(s.serveAdmin)},
+		},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	// The official agent's start-up check does GET / over TLS and accepts
+	// any status; everything else is the JSON protocol.
+	mux.Handle("/", h)
+	s.handler = mux
+	return s, nil
+}
+
+// pageKey returns the key that signs pagination tokens, kept in the store
+// so tokens stay valid across restarts and replicas.
+func (s *Server) pageKey(ctx context.Context) ([]byte, error) {
+	var key []byte
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		b, err := tx.Get(ctx, "meta", "page-key")
+		if err == nil {
+			key, err = hex.DecodeString(string(b))
+			return err
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		key = make([]byte, 32)
+		if _, err := randRead(key); err != nil {
+			return err
+		}
+		return tx.Put(ctx, "meta", "page-key", []byte(hex.EncodeToString(key)))
+	})
+	return key, err
+}
+
+func (s *Server) lookupKey(ctx context.Context, id string) (sigv4.Credentials, error) {
+	k, secret, err := s.Keys.Lookup(ctx, id)
+	if errors.Is(err, keys.ErrNotFound) {
+		return sigv4.Credentials{}, sigv4.ErrUnknownKey
+	}
+	if err != nil {
+		return sigv4.Credentials{}, err
+	}
+	return sigv4.Credentials{AccessKeyID: id, SecretAccessKey: secret, Account: k.Account, PrincipalARN: k.Arn}, nil
+}
+
+type authenticator struct{ v *sigv4.Verifier }
+
+func (a authenticator) Authenticate(ctx context.Context, r *http.Request, body []byte) (awsjson.Caller, error) {
+	id, err := a.v.Verify(ctx, r, body)
+	if err != nil {
+		var se *sigv4.Error
+		if errors.As(err, &se) {
+			return awsjson.Caller{}, &awsjson.Error{Type: se.Code, Message: se.Message, Status: se.Status}
+		}
+		return awsjson.Caller{}, err
+	}
+	return awsjson.Caller{AccessKeyID: id.AccessKeyID, Account: id.Account, Region: id.Region, Principal: id.PrincipalARN, Service: id.Service}, nil
+}
+
+// serveCodeDeploy refuses instance keys: a host's key is only good for the
+// agent protocol.
+func (s *Server) serveCodeDeploy(ctx context.Context, op string, body []byte) (any, error) {
+	if name, err := s.API.InstanceOfCaller(ctx); err != nil {
+		return nil, err
+	} else if name != "" {
+		c, _ := awsjson.CallerFrom(ctx)
+		return nil, awsjson.Errorf("AccessDeniedException", "User: %s is not authorized to perform: codedeploy:%s (its key belongs to on-premises instance %s and is only valid for the agent protocol)", c.Principal, op, name)
+	}
+	return s.API.Serve(ctx, op, body)
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Listen binds the listener; Addr is valid afterwards.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
+	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	}
+	s.listener = ln
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the endpoint clients use.
+func (s *Server) URL() string {
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + s.Addr()
+}
+
+// Serve serves until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.listener == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info("cutover server listening", "url", s.URL())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+// Close releases the store and background work.
+func (s *Server) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	return errors.Join(errs...)
+}
