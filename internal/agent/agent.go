@@ -1,0 +1,323 @@
+// Package agent is the Cutover host agent: it polls the Cutover server over
+// the CodeDeploy command protocol (CodeDeployCommandService_v20141006) and
+// runs each command the way the official CodeDeploy agent does — bundle
+// download, install and appspec hooks — on the host it runs on.
+//
+// Run is the whole agent. It keeps no package-level state, so several agents
+// (with different RootDirs and identities) can run in one process, as the
+// end-to-end tests do.
+package agent
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/cutoverhq/cutover/internal/agent/deployspec"
+	"github.com/cutoverhq/cutover/internal/agent/fetch"
+	"github.com/cutoverhq/cutover/internal/agent/layout"
+	"github.com/cutoverhq/cutover/internal/agent/protocol"
+	"github.com/cutoverhq/cutover/internal/hook"
+)
+
+// Defaults of Config fields.
+const (
+	DefaultMaxRevisions  = 5
+	DefaultPollInterval  = time.Second
+	DefaultWorkers       = 16
+	DefaultShutdownGrace = 30 * time.Second
+	DefaultGitHubAPIURL  = "https://api.github.com"
+)
+
+// trackingMaxAge is how old a tracking file may be and still be reported
+// after a restart (§9 step 1); the service has timed out older commands.
+const trackingMaxAge = 24 * time.Hour
+
+// Config configures one agent.
+type Config struct {
+	// Endpoint is the Cutover server's base URL (the official agent's
+	// :deploy_control_endpoint:).
+	Endpoint string
+	// Region is the SigV4 signing region for the command service and S3.
+	Region string
+	// Credentials sign every request (the host's own access key).
+	Credentials aws.CredentialsProvider
+	// HostIdentifier is sent in PollHostCommand: the on-prem iam_user_arn or
+	// iam_session_arn, verbatim.
+	HostIdentifier string
+	// RootDir is the deployment root (:root_dir:).
+	RootDir string
+	// MaxRevisions is how many deployment directories per group are kept,
+	// the current one included (default 5).
+	MaxRevisions int
+	// S3Endpoint overrides the bundle download endpoint (default: the
+	// AWS_ENDPOINT_URL_S3 environment variable, else AWS S3).
+	S3Endpoint  string
+	S3PathStyle bool
+	// GitHubAPIURL is the GitHub API base (default https://api.github.com).
+	GitHubAPIURL string
+	// HTTPClient is used for every outgoing request (command service, S3,
+	// GitHub). nil uses a client with an 80 s response-header timeout. The
+	// command service calls are always bounded by 80 s each.
+	HTTPClient *http.Client
+	// SpecCertFile optionally pins the certificate that must have signed the
+	// deployment specification; TEXT/JSON specs are then refused.
+	SpecCertFile string
+	// Logger receives structured logs (nil: slog.Default()).
+	Logger *slog.Logger
+	// PollInterval is the wait after an empty poll (:wait_between_runs:).
+	// Zero means the default of 1 s; a negative value means no wait at all,
+	// which is only sensible against a server that long-polls (tests). After
+	// a poll that returned a command the agent polls again at once.
+	PollInterval time.Duration
+	// Workers bounds the commands executing at once (default 16). The agent
+	// does not poll while all workers are busy, so it never takes a command
+	// it cannot start.
+	Workers int
+
+	// ShutdownGrace is how long running commands may continue after ctx is
+	// cancelled (default 30 s). Commands still running then are killed and
+	// reported Failed.
+	ShutdownGrace time.Duration
+	// Version is sent as x-amz-codedeploy-agent-version "cutover-<Version>"
+	// (default "dev").
+	Version string
+	// ErrorBackoff returns the extra wait after the n-th consecutive failed
+	// poll (n is 1..10). nil uses the official agent's 10,13,17,...,90 s.
+	ErrorBackoff func(n int) time.Duration
+	// Environ, when non-nil, replaces the agent's own environment as the
+	// base environment of hook scripts (tests running several agents in one
+	// process). nil gives hooks the agent's whole environment, as the
+	// official agent does.
+	Environ []string
+}
+
+// agent is one running agent; all state lives here.
+type agent struct {
+	cfg     Config
+	log     *slog.Logger
+	client  *protocol.Client
+	layout  layout.Layout
+	pinned  *x509.Certificate
+	s3      fetch.S3Options
+	github  fetch.GitHubOptions
+	slots   chan struct{}
+	workers sync.WaitGroup
+}
+
+// errShutdown is the cancellation cause of running commands when the grace
+// period after shutdown has expired.
+var errShutdown = errors.New("the agent was shut down")
+
+func newAgent(cfg Config) (*agent, error) {
+	if cfg.Endpoint == "" {
+		return nil, errors.New("agent: Endpoint is required")
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("agent: Region is required")
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("agent: Credentials are required")
+	}
+	if cfg.HostIdentifier == "" {
+		return nil, errors.New("agent: HostIdentifier is required")
+	}
+	if cfg.RootDir == "" {
+		return nil, errors.New("agent: RootDir is required")
+	}
+	if cfg.MaxRevisions == 0 {
+		cfg.MaxRevisions = DefaultMaxRevisions
+	}
+	if cfg.MaxRevisions < 1 {
+		// The official agent refuses to start too.
+		return nil, fmt.Errorf("agent: MaxRevisions %d is below 1", cfg.MaxRevisions)
+	}
+	if cfg.S3Endpoint == "" {
+		cfg.S3Endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	if cfg.GitHubAPIURL == "" {
+		cfg.GitHubAPIURL = DefaultGitHubAPIURL
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = DefaultShutdownGrace
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.ErrorBackoff == nil {
+		cfg.ErrorBackoff = officialBackoff
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPClient == nil {
+		// No overall timeout: bundle downloads may take long. The command
+		// service calls carry their own 80 s deadline.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.ResponseHeaderTimeout = protocol.ReadTimeout
+		cfg.HTTPClient = &http.Client{Transport: tr}
+	}
+	a := &agent{
+		cfg:    cfg,
+		log:    cfg.Logger.With("host", cfg.HostIdentifier),
+		layout: layout.Layout{Root: cfg.RootDir},
+		slots:  make(chan struct{}, cfg.Workers),
+	}
+	if cfg.SpecCertFile != "" {
+		cert, err := deployspec.LoadCertificate(cfg.SpecCertFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: spec signing certificate: %w", err)
+		}
+		a.pinned = cert
+	}
+	a.client = &protocol.Client{
+		Endpoint:     cfg.Endpoint,
+		Region:       cfg.Region,
+		Credentials:  cfg.Credentials,
+		HTTPClient:   cfg.HTTPClient,
+		AgentVersion: "cutover-" + cfg.Version,
+		Logger:       a.log,
+	}
+	a.s3 = fetch.S3Options{
+		Endpoint:    cfg.S3Endpoint,
+		PathStyle:   cfg.S3PathStyle,
+		Region:      cfg.Region,
+		Credentials: cfg.Credentials,
+		HTTPClient:  cfg.HTTPClient,
+	}
+	a.github = fetch.GitHubOptions{APIURL: cfg.GitHubAPIURL, HTTPClient: cfg.HTTPClient}
+	return a, nil
+}
+
+// officialBackoff is the Ruby agent's extra sleep after the n-th consecutive
+// failed run: floor(1.2675^n · 90/1.2675^10) seconds, i.e. 10,13,...,90 s.
+func officialBackoff(n int) time.Duration {
+	table := [...]int{10, 13, 17, 21, 27, 34, 44, 56, 71, 90}
+	n = max(1, min(n, len(table)))
+	return time.Duration(table[n-1]) * time.Second
+}
+
+// Run runs the agent until ctx is cancelled. It first reports commands that
+// a previous run left in progress (§9), then polls the server and executes
+// commands in a bounded worker pool while it keeps polling.
+//
+// On cancellation it stops polling, gives running commands
+// Config.ShutdownGrace to finish and send their Complete, then kills what is
+// left (reporting it Failed) and returns nil. Errors talking to the server
+// never end Run; they are logged and backed off. Run returns an error only
+// for an invalid Config or an unusable RootDir.
+func Run(ctx context.Context, cfg Config) error {
+	a, err := newAgent(cfg)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+func (a *agent) run(ctx context.Context) error {
+	if err := os.MkdirAll(a.cfg.RootDir, 0o755); err != nil {
+		return fmt.Errorf("agent: root dir: %w", err)
+	}
+	// Only the files present at start belong to a previous run; files
+	// written later are this run's own in-flight commands.
+	orphans, err := a.layout.ListTracked(time.Now(), trackingMaxAge)
+	if err != nil {
+		a.log.WarnContext(ctx, "cannot list in-progress commands of a previous run", "err", err)
+	}
+
+	// Commands run under execCtx, which outlives ctx by the grace period.
+	execCtx, killCommands := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer killCommands(nil)
+
+	a.log.InfoContext(ctx, "agent started", "endpoint", a.cfg.Endpoint, "root_dir", a.cfg.RootDir, "workers", a.cfg.Workers)
+	failures := 0
+	for ctx.Err() == nil {
+		if len(orphans) > 0 {
+			orphans = a.recoverOrphans(ctx, orphans)
+		}
+		select {
+		case a.slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		start := time.Now()
+		hc, err := a.poll(ctx)
+		if err != nil {
+			<-a.slots
+			if ctx.Err() != nil {
+				break
+			}
+			failures = min(failures+1, 10)
+			wait := a.cfg.ErrorBackoff(failures) - time.Since(start)
+			a.log.ErrorContext(ctx, "poll failed", "err", err, "consecutive_failures", failures, "backoff", wait)
+			sleep(ctx, a.cfg.PollInterval+wait)
+			continue
+		}
+		failures = 0
+		if hc == nil {
+			<-a.slots
+			sleep(ctx, a.cfg.PollInterval)
+			continue
+		}
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			defer func() { <-a.slots }()
+			a.process(execCtx, hc)
+		}()
+	}
+
+	done := make(chan struct{})
+	go func() { a.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		a.log.Info("agent stopped")
+		return nil
+	default:
+	}
+	a.log.Info("agent stopping; waiting for running commands", "grace", a.cfg.ShutdownGrace)
+	grace := time.NewTimer(a.cfg.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		a.log.Info("agent stopped")
+		return nil
+	case <-grace.C:
+	}
+	a.log.Warn("grace period over; killing running commands")
+	killCommands(errShutdown)
+	// Killed commands still send their Complete; bound the wait for that.
+	select {
+	case <-done:
+	case <-time.After(hook.DefaultKillGrace + completeTimeout + 5*time.Second):
+		a.log.Error("commands did not finish after being killed; exiting anyway")
+	}
+	a.log.Info("agent stopped")
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,348 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+const testHost = "arn:aws:iam::111122223333:user/web-01"
+
+// call is one request the fake server received.
+type call struct {
+	Op   string
+	Body map[string]any
+}
+
+// fakeServer is a deliberately small stand-in for the Cutover command
+// service: it hands out queued commands one at a time, each only after the
+// previous one completed, and records every call. The real server's
+// behaviour is covered by the lead's end-to-end tests.
+type fakeServer struct {
+	t     *testing.T
+	mu    sync.Mutex
+	queue []fakeCommand
+	specs map[string]fakeSpec // by DeploymentExecutionId
+	calls []call
+	busy  bool
+	done  chan struct{} // closed when the queue is empty and nothing is busy
+}
+
+type fakeCommand struct {
+	ID, Host, ExecID, Name string
+	AckStatus              string // "" answers InProgress
+}
+
+type fakeSpec struct{ Format, Payload string }
+
+func newFakeServer(t *testing.T, cmds []fakeCommand, specs map[string]fakeSpec) (*fakeServer, *httptest.Server) {
+	f := &fakeServer{t: t, queue: cmds, specs: specs, done: make(chan struct{})}
+	if len(cmds) == 0 {
+		close(f.done)
+	}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "CodeDeployCommandService_v20141006.")
+	if !ok || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		http.Error(w, `{"__type":"ClientException","message":"unsigned"}`, http.StatusBadRequest)
+		return
+	}
+	var body map[string]any
+	data, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(data, &body)
+	f.mu.Lock()
+	f.calls = append(f.calls, call{op, body})
+	var resp any = struct{}{}
+	switch op {
+	case "PollHostCommand":
+		if !f.busy && len(f.queue) > 0 {
+			c := f.queue[0]
+			f.busy = true
+			resp = map[string]any{"HostCommand": map[string]any{
+				"HostCommandIdentifier": c.ID, "HostIdentifier": c.Host,
+				"DeploymentExecutionId": c.ExecID, "CommandName": c.Name,
+			}}
+		} else {
+			f.mu.Unlock()
+			time.Sleep(5 * time.Millisecond) // a very short long poll
+			f.mu.Lock()
+		}
+	case "GetDeploymentSpecification":
+		s := f.specs[body["DeploymentExecutionId"].(string)]
+		resp = map[string]any{"DeploymentSystem": "CodeDeploy", "DeploymentSpecification": map[string]any{
+			"GenericEnvelope": map[string]any{"Format": s.Format, "Payload": s.Payload}}}
+	case "PutHostCommandAcknowledgement":
+		status := "InProgress"
+		if len(f.queue) > 0 && f.queue[0].AckStatus != "" {
+			status = f.queue[0].AckStatus
+		}
+		resp = map[string]any{"CommandStatus": status}
+		if status == "Succeeded" || status == "Failed" {
+			f.next() // the agent may send nothing more for this command
+		}
+	case "PutHostCommandComplete":
+		if f.busy && len(f.queue) > 0 && body["HostCommandIdentifier"] == f.queue[0].ID {
+			f.next()
+		}
+	}
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// next moves to the following command; f.mu is held.
+func (f *fakeServer) next() {
+	f.queue = f.queue[1:]
+	f.busy = false
+	if len(f.queue) == 0 {
+		close(f.done)
+	}
+}
+
+func (f *fakeServer) allCalls() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call(nil), f.calls...)
+}
+
+func testConfig(t *testing.T, endpoint string) Config {
+	return Config{
+		Endpoint:       endpoint,
+		Region:         "us-east-1",
+		Credentials:    credentials.NewStaticCredentialsProvider("AKIDHOST", "secret", ""),
+		HostIdentifier: testHost,
+		RootDir:        t.TempDir(),
+		PollInterval:   -1,
+		ErrorBackoff:   func(int) time.Duration { return time.Millisecond },
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Environ:        []string{"PATH=/usr/bin:/bin"},
+	}
+}
+
+// runUntil runs the agent until the fake server has handed out and seen the
+// end of every command, then shuts it down.
+func runUntil(t *testing.T, cfg Config, f *fakeServer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, cfg) }()
+	select {
+	case <-f.done:
+	case <-time.After(20 * time.Second):
+		t.Error("timed out waiting for the commands to finish")
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func textSpec(t *testing.T, fields map[string]any) fakeSpec {
+	spec := map[string]any{
+		"DeploymentId": "d-AAAAAAAAA", "DeploymentGroupId": "dg-1", "DeploymentGroupName": "web",
+		"ApplicationName": "app",
+		"Revision": map[string]any{"RevisionType": "String", "StringRevision": map[string]any{
+			"Content": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n", "Sha256": ""}},
+	}
+	for k, v := range fields {
+		spec[k] = v
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fakeSpec{Format: "TEXT/JSON", Payload: string(b)}
+}
+
+type diag struct {
+	ErrorCode  int    `json:"error_code"`
+	ScriptName string `json:"script_name"`
+	Message    string `json:"message"`
+	Log        string `json:"log"`
+}
+
+// summary reduces a command's calls to "Op[detail]" strings.
+func summary(t *testing.T, calls []call) []string {
+	var out []string
+	for _, c := range calls {
+		s := c.Op
+		diagnostics, _ := c.Body["Diagnostics"].(map[string]any)
+		switch c.Op {
+		case "PutHostCommandAcknowledgement":
+			s += diagnostics["Payload"].(string)
+		case "PutHostCommandComplete":
+			var d diag
+			if err := json.Unmarshal([]byte(diagnostics["Payload"].(string)), &d); err != nil {
+				t.Fatal(err)
+			}
+			s += fmt.Sprintf("[%s %d %s]", c.Body["CommandStatus"], d.ErrorCode, d.Message)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestCommandFlow(t *testing.T) {
+	spec := textSpec(t, nil)
+	badSpec := fakeSpec{Format: "XML", Payload: "<spec/>"}
+	cmds := []fakeCommand{
+		{ID: "c-stop", Host: testHost, ExecID: "x/y/z/d1", Name: "ApplicationStop"},
+		{ID: "c-block", Host: testHost, ExecID: "x/y/z/d1", Name: "BlockTraffic"},
+		{ID: "c-dl", Host: testHost, ExecID: "x/y/z/d1", Name: "DownloadBundle"},
+		{ID: "c-install", Host: testHost, ExecID: "x/y/z/d1", Name: "Install"},
+		{ID: "c-start", Host: testHost, ExecID: "x/y/z/d1", Name: "ApplicationStart"},
+		{ID: "c-acked-done", Host: testHost, ExecID: "x/y/z/d1", Name: "DownloadBundle", AckStatus: "Succeeded"},
+		{ID: "c-noop-failed", Host: testHost, ExecID: "x/y/z/d1", Name: "ValidateService", AckStatus: "Failed"},
+		{ID: "c-badspec", Host: testHost, ExecID: "x/y/z/bad", Name: "Install"},
+	}
+	f, srv := newFakeServer(t, cmds, map[string]fakeSpec{"x/y/z/d1": spec, "x/y/z/bad": badSpec})
+	cfg := testConfig(t, srv.URL)
+	runUntil(t, cfg, f)
+
+	tests := []struct {
+		id   string
+		want []string
+	}{
+		{"c-stop", []string{`PutHostCommandAcknowledgement{"IsCommandNoop":true}`, "PutHostCommandComplete[Succeeded 0 Succeeded: ]"}},
+		{"c-block", []string{`PutHostCommandAcknowledgement{"IsCommandNoop":true}`, "PutHostCommandComplete[Failed 5 Unsupported command type: BlockTraffic.]"}},
+		{"c-dl", []string{`PutHostCommandAcknowledgement{"IsCommandNoop":false}`, "PutHostCommandComplete[Succeeded 0 Succeeded: ]"}},
+		{"c-install", []string{`PutHostCommandAcknowledgement{"IsCommandNoop":false}`, "PutHostCommandComplete[Succeeded 0 Succeeded: ]"}},
+		{"c-start", []string{`PutHostCommandAcknowledgement{"IsCommandNoop":true}`, "PutHostCommandComplete[Succeeded 0 Succeeded: ]"}},
+		{"c-acked-done", []string{`PutHostCommandAcknowledgement{"IsCommandNoop":false}`}},
+		{"c-noop-failed", []string{`PutHostCommandAcknowledgement{"IsCommandNoop":true}`, "PutHostCommandComplete[Succeeded 0 Succeeded: CompletedNoopCommand]"}},
+		{"c-badspec", []string{`PutHostCommandComplete[Failed 5 unsupported DeploymentSpecification format: "XML"]`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			var calls []call
+			for _, c := range f.allCalls() {
+				if c.Body["HostCommandIdentifier"] == tt.id {
+					calls = append(calls, c)
+				}
+			}
+			got := summary(t, calls)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+
+	// The spec is always fetched right before the ack (polls go on meanwhile).
+	var ops []string
+	for _, c := range f.allCalls() {
+		if c.Op != "PollHostCommand" {
+			ops = append(ops, c.Op)
+		}
+	}
+	for i, op := range ops {
+		if op == "PutHostCommandAcknowledgement" && (i == 0 || ops[i-1] != "GetDeploymentSpecification") {
+			t.Errorf("ack at %d not preceded by GetDeploymentSpecification: %v", i, ops)
+		}
+	}
+
+	root := cfg.RootDir
+	archive := filepath.Join(root, "dg-1", "d-AAAAAAAAA", "deployment-archive", "appspec.yml")
+	if _, err := os.Stat(archive); err != nil {
+		t.Errorf("inline appspec not written: %v", err)
+	}
+	for _, ptr := range []string{"dg-1_most_recent_install", "dg-1_last_successful_install"} {
+		b, err := os.ReadFile(filepath.Join(root, "deployment-instructions", ptr))
+		if err != nil || string(b) != filepath.Join(root, "dg-1", "d-AAAAAAAAA") {
+			t.Errorf("%s = %q, %v", ptr, b, err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "ongoing-deployment")); len(entries) != 0 {
+		t.Errorf("tracking files left behind: %v", entries)
+	}
+}
+
+func TestForeignHostCommandIsNeverAcked(t *testing.T) {
+	cmds := []fakeCommand{{ID: "c-other", Host: "arn:aws:iam::111122223333:user/db-01", ExecID: "x/y/z/d1", Name: "Install"}}
+	f, srv := newFakeServer(t, cmds, map[string]fakeSpec{"x/y/z/d1": textSpec(t, nil)})
+	cfg := testConfig(t, srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	polls := 0
+	for _, c := range f.allCalls() {
+		if c.Op != "PollHostCommand" {
+			t.Fatalf("unexpected %s for a foreign command", c.Op)
+		}
+		polls++
+	}
+	if polls < 2 {
+		t.Fatalf("agent stopped polling after a bad command (%d polls)", polls)
+	}
+}
+
+func TestRecoveryOnStart(t *testing.T) {
+	f, srv := newFakeServer(t, nil, nil)
+	cfg := testConfig(t, srv.URL)
+	tracking := filepath.Join(cfg.RootDir, "ongoing-deployment")
+	if err := os.MkdirAll(tracking, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for did, hcid := range map[string]string{"d-1": "cmd-1", "d-2": "cmd-2"} {
+		if err := os.WriteFile(filepath.Join(tracking, did), []byte(hcid), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := filepath.Join(tracking, "d-stale")
+	if err := os.WriteFile(stale, []byte("cmd-stale"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := Run(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.allCalls()
+	completed := map[string]bool{}
+	for i, c := range calls {
+		if c.Op != "PutHostCommandComplete" {
+			continue
+		}
+		if i >= 2 {
+			t.Errorf("recovery Complete at position %d; it must precede polling", i)
+		}
+		var d diag
+		payload := c.Body["Diagnostics"].(map[string]any)["Payload"].(string)
+		if err := json.Unmarshal([]byte(payload), &d); err != nil {
+			t.Fatal(err)
+		}
+		want := diag{ErrorCode: 7, Message: "Failed: Failing in-progress lifecycle event after an agent restart."}
+		if c.Body["CommandStatus"] != "Failed" || d != want {
+			t.Errorf("recovery Complete = %v %+v", c.Body["CommandStatus"], d)
+		}
+		completed[c.Body["HostCommandIdentifier"].(string)] = true
+	}
+	if !completed["cmd-1"] || !completed["cmd-2"] || completed["cmd-stale"] || len(completed) != 2 {
+		t.Fatalf("completed = %v, want cmd-1 and cmd-2 only", completed)
+	}
+	if entries, _ := os.ReadDir(tracking); len(entries) != 0 {
+		t.Fatalf("tracking files left: %v", entries)
+	}
+}

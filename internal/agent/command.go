@@ -1,0 +1,259 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/cutoverhq/cutover/internal/agent/deployspec"
+	"github.com/cutoverhq/cutover/internal/agent/layout"
+	"github.com/cutoverhq/cutover/internal/model/commands"
+)
+
+// completeTimeout bounds the PutHostCommandComplete call, which must be sent
+// even when the command's own context has been cancelled.
+const completeTimeout = 30 * time.Second
+
+// Error codes of the Complete diagnostics (§1.6).
+const (
+	codeSucceeded         = 0
+	codeUnknownError      = 5
+	codeFailedAfterReboot = 7
+)
+
+// Messages fixed by the protocol.
+const (
+	msgSucceeded   = "Succeeded: "
+	msgNoop        = "Succeeded: CompletedNoopCommand"
+	msgRestartFail = "Failed: Failing in-progress lifecycle event after an agent restart."
+)
+
+// result is the outcome of one command, as reported in the Complete.
+type result struct {
+	Code       int
+	ScriptName string
+	Message    string
+	Log        string
+}
+
+func (r result) succeeded() bool { return r.Code == codeSucceeded }
+
+func failure(err error) result {
+	return result{Code: codeUnknownError, Message: err.Error()}
+}
+
+// diagnostics is the Complete payload; the field order is the official one.
+type diagnostics struct {
+	ErrorCode  int    `json:"error_code"`
+	ScriptName string `json:"script_name"`
+	Message    string `json:"message"`
+	Log        string `json:"log"`
+}
+
+// poll makes one PollHostCommand call and checks the answer as the official
+// agent does (§1.2). It returns nil when there is no work.
+func (a *agent) poll(ctx context.Context) (*commands.HostCommandInstance, error) {
+	out, err := a.client.PollHostCommand(ctx, &commands.PollHostCommandInput{HostIdentifier: aws.String(a.cfg.HostIdentifier)})
+	if err != nil {
+		return nil, err
+	}
+	hc := out.HostCommand
+	if hc == nil {
+		return nil, nil
+	}
+	// The agent's identifier must contain the command's (so an on-prem ARN
+	// matches however the server spells the host); a command that fails the
+	// checks is never acknowledged.
+	hostID := aws.ToString(hc.HostIdentifier)
+	if hostID == "" || !strings.Contains(a.cfg.HostIdentifier, hostID) {
+		return nil, fmt.Errorf("received command for host %q, but this agent is %q", hostID, a.cfg.HostIdentifier)
+	}
+	if aws.ToString(hc.CommandName) == "" {
+		return nil, errors.New("received command with no CommandName")
+	}
+	if aws.ToString(hc.HostCommandIdentifier) == "" || aws.ToString(hc.DeploymentExecutionId) == "" {
+		return nil, errors.New("received command without HostCommandIdentifier or DeploymentExecutionId")
+	}
+	return hc, nil
+}
+
+// process runs one polled command through spec, ack, execute and Complete.
+// ctx is the command context: it survives the poll loop's cancellation for
+// the shutdown grace period and is then cancelled with errShutdown.
+func (a *agent) process(ctx context.Context, hc *commands.HostCommandInstance) {
+	hcid := aws.ToString(hc.HostCommandIdentifier)
+	name := aws.ToString(hc.CommandName)
+	log := a.log.With("command", name, "host_command_id", hcid)
+
+	spec, err := a.fetchSpec(ctx, hc)
+	if err != nil {
+		// Like Ruby: a command that cannot even be planned is failed without
+		// an ack, so the server does not wait for its timeout.
+		log.ErrorContext(ctx, "cannot get deployment specification", "err", err)
+		a.complete(ctx, log, hcid, failure(err))
+		return
+	}
+	log = log.With("deployment_id", spec.DeploymentID, "deployment_group_id", spec.DeploymentGroupID)
+
+	p, err := a.plan(spec, name)
+	if err != nil {
+		log.ErrorContext(ctx, "cannot plan command", "err", err)
+		a.complete(ctx, log, hcid, failure(err))
+		return
+	}
+
+	status, err := a.acknowledge(ctx, hcid, p.noop)
+	if err != nil {
+		log.ErrorContext(ctx, "acknowledgement failed", "err", err)
+		a.complete(ctx, log, hcid, failure(err))
+		return
+	}
+	log.DebugContext(ctx, "command acknowledged", "noop", p.noop, "status", status)
+	switch status {
+	case commands.DeploymentCommandStatusSucceeded:
+		// The server already has the outcome; nothing to run or report.
+		return
+	case commands.DeploymentCommandStatusFailed:
+		if p.noop {
+			a.complete(ctx, log, hcid, result{Code: codeSucceeded, Message: msgNoop})
+		}
+		return
+	}
+
+	if err := a.layout.Track(spec.DeploymentID, hcid); err != nil {
+		log.WarnContext(ctx, "cannot write tracking file", "err", err)
+	}
+	start := time.Now()
+	res := a.execute(ctx, log, spec, name, p)
+	if !res.succeeded() && errors.Is(context.Cause(ctx), errShutdown) {
+		// Whatever the runner made of being killed, say plainly why.
+		res = result{
+			Code:       codeUnknownError,
+			ScriptName: res.ScriptName,
+			Message:    fmt.Sprintf("Failed: the Cutover agent was shut down while %s was running and the command was killed", name),
+			Log:        res.Log,
+		}
+	}
+	if res.succeeded() {
+		log.InfoContext(ctx, "command succeeded", "duration", time.Since(start))
+	} else {
+		log.ErrorContext(ctx, "command failed", "duration", time.Since(start), "error_code", res.Code, "script", res.ScriptName, "message", res.Message)
+	}
+	a.complete(ctx, log, hcid, res)
+	// Removed whether or not the Complete got through, like the official
+	// agent: a restart must not report a command this run already reported.
+	if err := a.layout.UntrackIf(spec.DeploymentID, hcid); err != nil {
+		log.WarnContext(ctx, "cannot remove tracking file", "err", err)
+	}
+}
+
+// fetchSpec calls GetDeploymentSpecification and opens the envelope (§1.4, §4).
+func (a *agent) fetchSpec(ctx context.Context, hc *commands.HostCommandInstance) (*deployspec.Spec, error) {
+	out, err := a.client.GetDeploymentSpecification(ctx, &commands.GetDeploymentSpecificationInput{
+		DeploymentExecutionId: hc.DeploymentExecutionId,
+		HostIdentifier:        aws.String(a.cfg.HostIdentifier),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sys := aws.ToString(out.DeploymentSystem); sys != "CodeDeploy" {
+		return nil, fmt.Errorf("deployment system mismatch: expected CodeDeploy, got %q", sys)
+	}
+	if out.DeploymentSpecification == nil || out.DeploymentSpecification.GenericEnvelope == nil {
+		return nil, errors.New("deployment specification is missing")
+	}
+	env := out.DeploymentSpecification.GenericEnvelope
+	data, err := deployspec.OpenEnvelope(aws.ToString(env.Format), aws.ToString(env.Payload), a.pinned)
+	if err != nil {
+		return nil, err
+	}
+	return deployspec.Parse(data)
+}
+
+func (a *agent) acknowledge(ctx context.Context, hcid string, noop bool) (string, error) {
+	payload, err := json.Marshal(struct {
+		IsCommandNoop bool `json:"IsCommandNoop"`
+	}{noop})
+	if err != nil {
+		return "", err
+	}
+	out, err := a.client.PutHostCommandAcknowledgement(ctx, &commands.PutHostCommandAcknowledgementInput{
+		HostCommandIdentifier: aws.String(hcid),
+		Diagnostics:           &commands.Envelope{Format: aws.String("JSON"), Payload: aws.String(string(payload))},
+	})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.CommandStatus), nil
+}
+
+// complete sends the one PutHostCommandComplete of a command. It runs even
+// after ctx was cancelled, because an unreported command would otherwise
+// hang until the server's timeout.
+func (a *agent) complete(ctx context.Context, log *slog.Logger, hcid string, r result) {
+	if err := a.sendComplete(ctx, hcid, r); err != nil {
+		log.ErrorContext(ctx, "cannot report command completion", "err", err)
+	}
+}
+
+func (a *agent) sendComplete(ctx context.Context, hcid string, r result) error {
+	status := commands.DeploymentCommandStatusSucceeded
+	d := diagnostics{ErrorCode: r.Code, Message: r.Message}
+	if r.succeeded() {
+		// On success the official agent sends no script output.
+		if d.Message == "" {
+			d.Message = msgSucceeded
+		}
+	} else {
+		status = commands.DeploymentCommandStatusFailed
+		d.ScriptName, d.Log = r.ScriptName, r.Log
+	}
+	// encoding/json replaces invalid UTF-8 in the log with U+FFFD, so the
+	// official "Unknown" fallback payload is never needed.
+	payload, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+	defer cancel()
+	return a.client.PutHostCommandComplete(ctx, &commands.PutHostCommandCompleteInput{
+		HostCommandIdentifier: aws.String(hcid),
+		CommandStatus:         aws.String(status),
+		Diagnostics:           &commands.Envelope{Format: aws.String("JSON"), Payload: aws.String(string(payload))},
+	})
+}
+
+// recoverOrphans fails every command a previous run left in progress (§9),
+// at once rather than after the server's timeout. Like the v2 agent it
+// reports each tracked command, not just the newest, and keeps the files
+// whose Complete could not be sent; those are returned for another try.
+func (a *agent) recoverOrphans(ctx context.Context, orphans []layout.Tracked) []layout.Tracked {
+	var left []layout.Tracked
+	for _, t := range orphans {
+		if ctx.Err() != nil {
+			return append(left, t)
+		}
+		log := a.log.With("deployment_id", t.DeploymentID, "host_command_id", t.HostCommandIdentifier)
+		if t.HostCommandIdentifier == "" {
+			_ = a.layout.UntrackIf(t.DeploymentID, "")
+			continue
+		}
+		err := a.sendComplete(ctx, t.HostCommandIdentifier, result{Code: codeFailedAfterReboot, Message: msgRestartFail})
+		if err != nil {
+			log.WarnContext(ctx, "cannot fail command left in progress by a previous run; will retry", "err", err)
+			left = append(left, t)
+			continue
+		}
+		log.InfoContext(ctx, "failed command left in progress by a previous run")
+		if err := a.layout.UntrackIf(t.DeploymentID, t.HostCommandIdentifier); err != nil {
+			log.WarnContext(ctx, "cannot remove tracking file", "err", err)
+		}
+	}
+	return left
+}

@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+
+	"github.com/cutoverhq/cutover/internal/agent/protocol"
+)
+
+// Cutover admin API used to mint a host's access key.
+const (
+	adminTargetPrefix = "CutoverAdmin_20261122"
+	adminSigningName  = "codedeploy"
+)
+
+// RegisterRequest describes a host to register with a Cutover server.
+type RegisterRequest struct {
+	Endpoint         string // Cutover server base URL
+	Region           string
+	AdminCredentials aws.CredentialsProvider // an administrator's key
+	InstanceName     string
+	Tags             map[string]string
+	HTTPClient       *http.Client // nil: http.DefaultClient
+}
+
+// Register creates an access key for the host through Cutover's admin API,
+// registers the on-premises instance under that key's ARN and tags it, and
+// returns the config file the agent should run with (write it with
+// WriteOnPremConfig).
+func Register(ctx context.Context, r RegisterRequest) (OnPremConfig, error) {
+	if r.Endpoint == "" || r.Region == "" || r.InstanceName == "" || r.AdminCredentials == nil {
+		return OnPremConfig{}, errors.New("register: Endpoint, Region, InstanceName and AdminCredentials are required")
+	}
+	admin := &protocol.Client{
+		Endpoint:     r.Endpoint,
+		Region:       r.Region,
+		Credentials:  r.AdminCredentials,
+		HTTPClient:   r.HTTPClient,
+		TargetPrefix: adminTargetPrefix,
+		SigningName:  adminSigningName,
+	}
+	var key struct {
+		AccessKeyID     string `json:"AccessKeyId"`
+		SecretAccessKey string `json:"SecretAccessKey"`
+		Arn             string `json:"Arn"`
+	}
+	in := struct {
+		UserName string `json:"UserName"`
+	}{r.InstanceName}
+	if err := admin.Call(ctx, "CreateAccessKey", in, &key); err != nil {
+		return OnPremConfig{}, fmt.Errorf("register: create access key: %w", err)
+	}
+	if key.AccessKeyID == "" || key.SecretAccessKey == "" || key.Arn == "" {
+		return OnPremConfig{}, errors.New("register: create access key: incomplete answer (need AccessKeyId, SecretAccessKey, Arn)")
+	}
+
+	opts := codedeploy.Options{
+		Region:       r.Region,
+		Credentials:  r.AdminCredentials,
+		BaseEndpoint: aws.String(r.Endpoint),
+	}
+	if r.HTTPClient != nil {
+		// Only when set: a nil *http.Client in the interface field would
+		// not be replaced by the SDK default.
+		opts.HTTPClient = r.HTTPClient
+	}
+	cd := codedeploy.New(opts)
+	if _, err := cd.RegisterOnPremisesInstance(ctx, &codedeploy.RegisterOnPremisesInstanceInput{
+		InstanceName: aws.String(r.InstanceName),
+		IamUserArn:   aws.String(key.Arn),
+	}); err != nil {
+		return OnPremConfig{}, fmt.Errorf("register: RegisterOnPremisesInstance (access key %s was created and is unused): %w", key.AccessKeyID, err)
+	}
+	if len(r.Tags) > 0 {
+		tags := make([]cdtypes.Tag, 0, len(r.Tags))
+		for _, k := range slices.Sorted(maps.Keys(r.Tags)) {
+			tags = append(tags, cdtypes.Tag{Key: aws.String(k), Value: aws.String(r.Tags[k])})
+		}
+		if _, err := cd.AddTagsToOnPremisesInstances(ctx, &codedeploy.AddTagsToOnPremisesInstancesInput{
+			InstanceNames: []string{r.InstanceName},
+			Tags:          tags,
+		}); err != nil {
+			return OnPremConfig{}, fmt.Errorf("register: AddTagsToOnPremisesInstances: %w", err)
+		}
+	}
+	return OnPremConfig{
+		IAMUserARN:         key.Arn,
+		AWSAccessKeyID:     key.AccessKeyID,
+		AWSSecretAccessKey: key.SecretAccessKey,
+		Region:             r.Region,
+		CutoverEndpoint:    r.Endpoint,
+	}, nil
+}
