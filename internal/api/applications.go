@@ -5,8 +5,8 @@ import (
 	"sort"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
-	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/model/awstime"
+	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/store"
 )
 

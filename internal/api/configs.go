@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
-	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/model/awstime"
+	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/store"
 )
 
@@ -187,7 +187,9 @@ func checkMinHealthy(typ string, v int32, exception string) error {
 }
 
 func checkZonal(z *cd.ZonalConfig) error {
-	bad := func(msg string) error { return awsjson.Errorf("InvalidZonalDeploymentConfigurationException", "%s", msg) }
+	bad := func(msg string) error {
+		return awsjson.Errorf("InvalidZonalDeploymentConfigurationException", "%s", msg)
+	}
 	if v := z.FirstZoneMonitorDurationInSeconds; v != nil && *v < 0 {
 		return bad("firstZoneMonitorDurationInSeconds must be 0 or more.")
 	}
@@ -213,7 +215,9 @@ func checkZonal(z *cd.ZonalConfig) error {
 }
 
 func checkTrafficRouting(t *cd.TrafficRoutingConfig) error {
-	bad := func(msg string) error { return awsjson.Errorf("InvalidTrafficRoutingConfigurationException", "%s", msg) }
+	bad := func(msg string) error {
+		return awsjson.Errorf("InvalidTrafficRoutingConfigurationException", "%s", msg)
+	}
 	switch deref(t.Type) {
 	case cd.TrafficRoutingTypeAllAtOnce:
 		if t.TimeBasedCanary != nil || t.TimeBasedLinear != nil {

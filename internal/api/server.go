@@ -98,7 +98,7 @@ func (s *Server) Serve(ctx context.Context, op string, body []byte) (any, error)
 			// An empty string for a name is a missing name to AWS.
 			v.Kind = modelcheck.Required
 		}
-		return nil, awsjson.Errorf(cd.ExceptionFor(op, v), "%s", v.Message)
+		return nil, awsjson.Errorf(exceptionFor(op, v), "%s", v.Message)
 	case errors.Is(err, modelcheck.ErrUnknownOperation):
 		return nil, awsjson.Errorf("UnknownOperationException", "unknown operation %s", op)
 	}
@@ -254,4 +254,10 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// Page is the shared pager, for list operations served outside this
+// package (deployments).
+func (s *Server) Page(op string, names []string, token *string) ([]string, *string, error) {
+	return s.page(op, names, token)
 }

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -62,6 +63,14 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 }
 
 type requestIDKey struct{}
+
+type remoteKey struct{}
+
+// RemoteAddr returns the network address the request came from.
+func RemoteAddr(ctx context.Context) string {
+	s, _ := ctx.Value(remoteKey{}).(string)
+	return s
+}
 
 // RequestID returns the x-amzn-RequestId of the request being served.
 func RequestID(ctx context.Context) string {
@@ -135,6 +144,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := newRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	ctx := context.WithValue(r.Context(), requestIDKey{}, reqID)
+	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
 
 	if r.Method != http.MethodPost {
 		WriteError(w, &Error{Type: "UnknownOperationException", Message: "only POST is supported", Status: http.StatusBadRequest})
@@ -170,7 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, Errorf("UnknownOperationException", "unknown operation %q", target))
 		return
 	}
-	if !contains(rt.SigningNames, caller.Service) {
+	if !slices.Contains(rt.SigningNames, caller.Service) {
 		WriteError(w, &Error{Type: "InvalidSignatureException", Status: http.StatusForbidden,
 			Message: fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", rt.SigningNames[0])})
 		return
@@ -226,13 +236,4 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -19,12 +19,15 @@ import (
 
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/deploy"
+	"github.com/cutoverhq/cutover/internal/engine"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/secretbox"
 	"github.com/cutoverhq/cutover/internal/sigv4"
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/store/postgres"
 	"github.com/cutoverhq/cutover/internal/store/sqlite"
+	"github.com/cutoverhq/cutover/internal/traffic"
 )
 
 // Target prefixes served on the one listener.
@@ -53,6 +56,26 @@ type Config struct {
 
 	Logger *slog.Logger
 	Now    func() time.Time
+
+	// Minute is the length of an API minute (blue/green waits); default 1m.
+	Minute time.Duration
+	// PickupTimeout fails an event no agent acknowledged in time; default 5m.
+	PickupTimeout time.Duration
+	// EventTimeout fails an acknowledged event not completed in time;
+	// default 65m (the 3600 s hook maximum plus margin).
+	EventTimeout time.Duration
+	// PollWait bounds PollHostCommand's long poll; default 40s.
+	PollWait time.Duration
+	// TrafficConfig is a YAML file of target groups; TargetGroups adds more.
+	TrafficConfig string
+	TargetGroups  []traffic.TargetGroupConfig
+	// TeardownCommand and TeardownWebhook are called when blue/green
+	// retires original instances.
+	TeardownCommand string
+	TeardownWebhook string
+	// SpecFormat is "PKCS7/JSON" (default; the official agent needs it) or
+	// "TEXT/JSON".
+	SpecFormat string
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
@@ -92,6 +115,8 @@ type Server struct {
 	Store    store.Store
 	Keys     *keys.Manager
 	API      *api.Server
+	Runner   *deploy.Runner
+	Traffic  *traffic.Mux
 	sealer   *secretbox.Box
 	handler  http.Handler
 	http     *http.Server
@@ -140,6 +165,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.API.Now = cfg.Now
 	s.API.PageKey = pageKey
 
+	if err := s.startRunner(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+
 	verifier := &sigv4.Verifier{
 		Keys:     sigv4.KeyLookupFunc(s.lookupKey),
 		Services: []string{SigningCodeDeploy, SigningCommands, SigningCommandsSecured},
@@ -151,6 +181,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Routes: []awsjson.Route{
 			{Prefix: PrefixCodeDeploy, SigningNames: []string{SigningCodeDeploy}, Service: awsjson.ServiceFunc(s.serveCodeDeploy)},
 			{Prefix: PrefixAdmin, SigningNames: []string{SigningCodeDeploy}, Service: awsjson.ServiceFunc(s.serveAdmin)},
+			{Prefix: PrefixCommands, SigningNames: []string{SigningCommands, SigningCommandsSecured}, Service: awsjson.ServiceFunc(s.Runner.ServeCommands)},
+			{Prefix: PrefixCommandsSecure, SigningNames: []string{SigningCommandsSecured, SigningCommands}, Service: awsjson.ServiceFunc(s.Runner.ServeCommands)},
 		},
 	}
 	mux := http.NewServeMux()
@@ -163,6 +195,60 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle("/", h)
 	s.handler = mux
 	return s, nil
+}
+
+func (s *Server) startRunner(ctx context.Context) error {
+	cfg := s.cfg
+	tgs := append([]traffic.TargetGroupConfig{}, cfg.TargetGroups...)
+	if cfg.TrafficConfig != "" {
+		more, err := LoadTrafficFile(cfg.TrafficConfig)
+		if err != nil {
+			return err
+		}
+		tgs = append(tgs, more...)
+	}
+	var mux *traffic.Mux
+	var byName map[string]traffic.TargetGroupConfig
+	if len(tgs) > 0 {
+		var err error
+		mux, byName, err = buildRouters(tgs, s.log)
+		if err != nil {
+			return fmt.Errorf("traffic: %w", err)
+		}
+		s.Traffic = mux
+		s.closers = append(s.closers, mux.Close)
+	}
+	var signer deploy.SpecSigner = deploy.TextSigner{}
+	if cfg.SpecFormat != "TEXT/JSON" {
+		p, err := deploy.LoadOrCreateSpecSigner(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		signer = p
+	}
+	ecfg := engine.Config{Minute: cfg.Minute, PickupTimeout: cfg.PickupTimeout, EventTimeout: cfg.EventTimeout}
+	if ecfg.Minute <= 0 {
+		ecfg.Minute = time.Minute
+	}
+	if ecfg.PickupTimeout <= 0 {
+		ecfg.PickupTimeout = 5 * time.Minute
+	}
+	if ecfg.EventTimeout <= 0 {
+		ecfg.EventTimeout = 65 * time.Minute
+	}
+	s.Runner = deploy.New(deploy.Config{
+		Store: s.Store, Logger: s.log, Now: cfg.Now, Engine: ecfg,
+		Traffic: mux, TargetGroups: byName, PollWait: cfg.PollWait,
+		Pager: s.API, Spec: signer, Sealer: s.sealer,
+		InstanceOf: s.API.InstanceOfCaller,
+		Teardown:   teardown(cfg.TeardownCommand, cfg.TeardownWebhook, s.log),
+	})
+	s.API.Deployments = s.Runner
+	if err := s.Runner.Start(ctx); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, s.Runner.Close)
+	return nil
 }
 
 // pageKey returns the key that signs pagination tokens, kept in the store

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/cutoverhq/cutover/internal/agent"
+)
+
+// httpClient trusts caFile (PEM) in addition to the system roots. The
+// standard AWS_CA_BUNDLE variable is honoured when caFile is empty.
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		caFile = os.Getenv("AWS_CA_BUNDLE")
+	}
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificates in %s", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr.ResponseHeaderTimeout = 80 * time.Second
+	return &http.Client{Transport: tr}, nil
+}
+
+// envCredentials reads the standard AWS credential variables.
+func envCredentials() (aws.CredentialsProvider, bool) {
+	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	if id == "" || secret == "" {
+		return nil, false
+	}
+	return credentials.NewStaticCredentialsProvider(id, secret, os.Getenv("AWS_SESSION_TOKEN")), true
+}
+
+func envRegion() string {
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		return r
+	}
+	if r := os.Getenv("AWS_DEFAULT_REGION"); r != "" {
+		return r
+	}
+	return "us-east-1"
+}
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	s := newSettings("agent")
+	endpoint := s.fs.String("endpoint", "", "Cutover server URL (default: cutover_endpoint from the on-premises config, else AWS_ENDPOINT_URL)")
+	rootDir := s.fs.String("root-dir", "/opt/cutover-agent/deployment-root", "deployment root directory")
+	onprem := s.fs.String("onprem-config", agent.DefaultOnPremConfigPath, "on-premises config file in the official agent's format (used when it exists)")
+	hostID := s.fs.String("host-identifier", "", "IAM ARN this host is registered with (default: from the on-premises config, else AWS_HOST_IDENTIFIER)")
+	caFile := s.fs.String("ca-file", "", "PEM CA certificate to trust for the server (default AWS_CA_BUNDLE)")
+	maxRevisions := s.fs.Int("max-revisions", agent.DefaultMaxRevisions, "deployment revisions kept on disk per deployment group")
+	s3Endpoint := s.fs.String("s3-endpoint", "", "S3-compatible endpoint for revisions (default AWS_ENDPOINT_URL_S3)")
+	specCert := s.fs.String("spec-cert", "", "pin the server's deployment-specification signing certificate (PEM)")
+	grace := s.fs.Duration("shutdown-grace", agent.DefaultShutdownGrace, "time a running hook gets to finish on shutdown")
+	logLevel := s.fs.String("log-level", "info", "debug, info, warn or error")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	cfg := agent.Config{RootDir: *rootDir, MaxRevisions: *maxRevisions, S3Endpoint: *s3Endpoint, S3PathStyle: true,
+		SpecCertFile: *specCert, ShutdownGrace: *grace, Logger: newLogger(stderr, *logLevel), Version: version}
+	if c, err := agent.LoadOnPremConfig(*onprem); err == nil {
+		cfg.Endpoint, cfg.Region, cfg.Credentials, cfg.HostIdentifier = c.CutoverEndpoint, c.Region, c.CredentialsProvider(), c.HostIdentifier()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if cfg.Credentials == nil {
+		creds, ok := envCredentials()
+		if !ok {
+			return fmt.Errorf("no credentials: write %s with 'cutover agent register' or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", *onprem)
+		}
+		cfg.Credentials = creds
+		cfg.Region = envRegion()
+	}
+	if *endpoint != "" {
+		cfg.Endpoint = *endpoint
+	}
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	if *hostID != "" {
+		cfg.HostIdentifier = *hostID
+	}
+	if cfg.HostIdentifier == "" {
+		cfg.HostIdentifier = os.Getenv("AWS_HOST_IDENTIFIER")
+	}
+	if cfg.Endpoint == "" || cfg.HostIdentifier == "" {
+		return errors.New("agent needs --endpoint and a host identifier (from the on-premises config or --host-identifier)")
+	}
+	hc, err := httpClient(*caFile)
+	if err != nil {
+		return err
+	}
+	cfg.HTTPClient = hc
+	return agent.Run(ctx, cfg)
+}
+
+func runAgentRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s := newSettings("agent register")
+	endpoint := s.fs.String("endpoint", os.Getenv("AWS_ENDPOINT_URL"), "Cutover server URL")
+	name := s.fs.String("instance-name", "", "name to register this host as")
+	tags := s.fs.String("tags", "", "instance tags, k=v,k2=v2")
+	out := s.fs.String("onprem-config", agent.DefaultOnPremConfigPath, "where to write the agent's on-premises config")
+	caFile := s.fs.String("ca-file", "", "PEM CA certificate to trust for the server")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if *name == "" || *endpoint == "" {
+		return errors.New("agent register needs --instance-name and --endpoint")
+	}
+	admin, ok := envCredentials()
+	if !ok {
+		return errors.New("agent register needs administrator credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	tagMap := map[string]string{}
+	if *tags != "" {
+		for _, kv := range strings.Split(*tags, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			if k == "" {
+				return fmt.Errorf("bad tag %q: use k=v", kv)
+			}
+			tagMap[k] = v
+		}
+	}
+	hc, err := httpClient(*caFile)
+	if err != nil {
+		return err
+	}
+	c, err := agent.Register(ctx, agent.RegisterRequest{Endpoint: *endpoint, Region: envRegion(), AdminCredentials: admin, InstanceName: *name, Tags: tagMap, HTTPClient: hc})
+	if err != nil {
+		return err
+	}
+	c.CutoverEndpoint = *endpoint
+	if err := agent.WriteOnPremConfig(*out, c); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "registered %s as %s; agent config written to %s\n", *name, c.IAMUserARN, *out)
+	return nil
+}

@@ -1,0 +1,253 @@
+// Command cutover is the Cutover server, host agent and tooling.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/keys"
+	"github.com/cutoverhq/cutover/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `cutover — self-hosted deployments that speak the AWS CodeDeploy API
+
+Usage:
+  cutover server [flags]         serve the CodeDeploy API, the agent protocol and traffic
+  cutover dev [flags]            a server on an embedded default with a local agent, bucket and load balancer
+  cutover agent [flags]          run the host agent
+  cutover agent register [flags] create a key for this host, register and tag it, write the agent config
+  cutover keys create --user NAME [--account ID]
+  cutover keys list
+  cutover keys revoke ACCESS_KEY_ID
+  cutover github-token add --name NAME --token TOKEN [--account ID] [--region R]
+  cutover version
+
+Every flag can also be set as CUTOVER_<FLAG> in the environment or in a YAML
+--config file. Run 'cutover <command> -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cutover:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "server":
+		return runServer(ctx, args[1:], stderr)
+	case "dev":
+		return runDev(ctx, args[1:], stdout, stderr)
+	case "agent":
+		if len(args) > 1 && args[1] == "register" {
+			return runAgentRegister(ctx, args[2:], stdout, stderr)
+		}
+		return runAgent(ctx, args[1:], stderr)
+	case "keys":
+		return runKeys(ctx, args[1:], stdout)
+	case "github-token":
+		return runGitHubToken(ctx, args[1:], stdout)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "cutover", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serverFlags declares the flags shared by server and dev.
+type serverFlags struct {
+	listen, dataDir, database, tlsCert, tlsKey, logLevel string
+	trafficConfig, teardownCommand, teardownWebhook      string
+	minute, pickupTimeout, eventTimeout, pollWait        time.Duration
+}
+
+func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault string) {
+	fs.StringVar(&f.listen, "listen", listenDefault, "address to listen on")
+	fs.StringVar(&f.dataDir, "data-dir", dataDirDefault, "directory for the SQLite database, the server key and the spec-signing certificate")
+	fs.StringVar(&f.database, "database", "", "postgres://… URL to use PostgreSQL instead of SQLite")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (serve HTTPS; agents on other hosts need it)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.trafficConfig, "traffic-config", "", "YAML file defining target groups and their router drivers")
+	fs.StringVar(&f.teardownCommand, "teardown-command", "", "command run (with CUTOVER_INSTANCES set) when blue/green terminates original instances")
+	fs.StringVar(&f.teardownWebhook, "teardown-webhook", "", "URL POSTed a JSON list of instances when blue/green terminates original instances")
+	fs.DurationVar(&f.minute, "minute", time.Minute, "length of one API minute (blue/green waits); shorten it for tests and demos")
+	fs.DurationVar(&f.pickupTimeout, "pickup-timeout", 5*time.Minute, "fail a lifecycle event no agent picked up within this time")
+	fs.DurationVar(&f.eventTimeout, "event-timeout", 65*time.Minute, "fail a lifecycle event not completed this long after the agent acknowledged it")
+	fs.DurationVar(&f.pollWait, "poll-wait", 40*time.Second, "longest PollHostCommand long-poll (agents time out at 80 s)")
+}
+
+func (f *serverFlags) config(logger *slog.Logger) server.Config {
+	return server.Config{
+		Listen:              f.listen,
+		DataDir:             f.dataDir,
+		Database:            f.database,
+		TLSCert:             f.tlsCert,
+		TLSKey:              f.tlsKey,
+		RootAccessKeyID:     os.Getenv("CUTOVER_ROOT_ACCESS_KEY_ID"),
+		RootSecretAccessKey: os.Getenv("CUTOVER_ROOT_SECRET_ACCESS_KEY"),
+		Logger:              logger,
+		Minute:              f.minute,
+		PickupTimeout:       f.pickupTimeout,
+		EventTimeout:        f.eventTimeout,
+		PollWait:            f.pollWait,
+		TrafficConfig:       f.trafficConfig,
+		TeardownCommand:     f.teardownCommand,
+		TeardownWebhook:     f.teardownWebhook,
+	}
+}
+
+func runServer(ctx context.Context, args []string, stderr io.Writer) error {
+	s := newSettings("server")
+	var f serverFlags
+	f.declare(s.fs, "127.0.0.1:8443", "/var/lib/cutover")
+	if err := s.parse(args); err != nil {
+		return err
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	logger := newLogger(stderr, f.logLevel)
+	srv, err := server.New(ctx, f.config(logger))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return srv.Serve(ctx)
+}
+
+// storeFlags are the flags of the offline tools (keys, github-token), which
+// open the same database as the server, while it runs.
+func storeFlags(fs *flag.FlagSet) (dataDir, database *string) {
+	dataDir = fs.String("data-dir", "/var/lib/cutover", "the server's data directory")
+	database = fs.String("database", "", "postgres://… URL when the server uses PostgreSQL")
+	return dataDir, database
+}
+
+func openKeys(ctx context.Context, dataDir, database string) (*keys.Manager, func() error, error) {
+	sealer, err := server.OpenSealer(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := server.OpenStore(ctx, dataDir, database)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &keys.Manager{Store: st, Sealer: sealer}, st.Close, nil
+}
+
+func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("keys: give create, list or revoke")
+	}
+	s := newSettings("keys " + args[0])
+	dataDir, database := storeFlags(s.fs)
+	user := s.fs.String("user", "", "user name (keys create)")
+	account := s.fs.String("account", keys.DefaultAccount, "12-digit account id (keys create)")
+	if err := s.parse(args[1:]); err != nil {
+		return err
+	}
+	m, closeFn, err := openKeys(ctx, *dataDir, *database)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	switch args[0] {
+	case "create":
+		if *user == "" {
+			return errors.New("keys create: --user is required")
+		}
+		c, err := m.Create(ctx, *user, *account)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(c)
+	case "list":
+		list, err := m.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACCESS KEY ID\tACCOUNT\tARN\tCREATED\tSTATUS")
+		for _, k := range list {
+			status := "active"
+			if k.Revoked {
+				status = "revoked"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.AccessKeyID, k.Account, k.Arn, k.Created.UTC().Format(time.RFC3339), status)
+		}
+		return tw.Flush()
+	case "revoke":
+		if s.fs.NArg() != 1 {
+			return errors.New("keys revoke: give one access key id")
+		}
+		return m.Revoke(ctx, s.fs.Arg(0))
+	}
+	return fmt.Errorf("keys: unknown subcommand %q", args[0])
+}
+
+func runGitHubToken(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "add" {
+		return errors.New("github-token: give add")
+	}
+	s := newSettings("github-token add")
+	dataDir, database := storeFlags(s.fs)
+	name := s.fs.String("name", "", "token name, as CodeDeploy's gitHubAccountName / tokenName")
+	token := s.fs.String("token", "", "the GitHub token (or env CUTOVER_TOKEN)")
+	account := s.fs.String("account", keys.DefaultAccount, "account id")
+	region := s.fs.String("region", "us-east-1", "region")
+	if err := s.parse(args[1:]); err != nil {
+		return err
+	}
+	sealer, err := server.OpenSealer(*dataDir)
+	if err != nil {
+		return err
+	}
+	st, err := server.OpenStore(ctx, *dataDir, *database)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := api.AddGitHubToken(ctx, st, sealer, *account, *region, *name, *token); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "added GitHub token %q\n", *name)
+	return nil
+}

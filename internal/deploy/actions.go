@@ -1,0 +1,265 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/engine"
+	"github.com/cutoverhq/cutover/internal/model/awstime"
+	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
+	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/traffic"
+)
+
+func timeOf(t time.Time) *awstime.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &awstime.Time{Time: t}
+}
+
+// perform carries out committed decisions. Each is safe to repeat.
+func (r *Runner) perform(l *live, rec *Record, acts []engine.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case engine.Dispatch:
+			r.enqueue(a.HostID, hostCommand{id: a.Command.ID, deployment: rec.ID, host: a.HostID, event: a.Command.Event, account: rec.Account, region: rec.Region})
+		case engine.Traffic:
+			go r.applyTraffic(rec.ID, a)
+		case engine.Terminate:
+			if r.cfg.Teardown != nil && len(a.Instances) > 0 {
+				ev := TeardownEvent{DeploymentID: rec.ID, ApplicationName: rec.ApplicationName, DeploymentGroup: rec.GroupName, Instances: a.Instances, Terminate: a.Stop, InstanceAccounts: rec.Account}
+				go func() {
+					if err := r.cfg.Teardown(r.ctx, ev); err != nil {
+						r.log.Warn("teardown hook failed", "deployment", rec.ID, "instances", a.Instances, "err", err)
+					}
+				}()
+			}
+		}
+	}
+}
+
+// targetGroups returns the configured target groups a deployment's load
+// balancer info names, and the names that are not configured.
+func (r *Runner) targetGroups(rec *Record) (known, unknown []string) {
+	lb := rec.LoadBalancerInfo
+	if lb == nil {
+		return nil, nil
+	}
+	var names []string
+	for _, t := range lb.TargetGroupInfoList {
+		names = append(names, deref(t.Name))
+	}
+	for _, e := range lb.ElbInfoList {
+		names = append(names, deref(e.Name))
+	}
+	for _, n := range names {
+		if _, ok := r.cfg.TargetGroups[n]; ok && r.cfg.Traffic != nil {
+			known = append(known, n)
+		} else {
+			unknown = append(unknown, n)
+		}
+	}
+	return known, unknown
+}
+
+// setMembership records the desired membership change in the transaction
+// that also records the traffic event, so it survives a crash.
+func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, instance string, allow bool) error {
+	known, _ := r.targetGroups(rec)
+	if len(known) == 0 {
+		return nil
+	}
+	var addr string
+	if allow {
+		inst, err := api.LoadInstance(ctx, tx, rec.Account, rec.Region, instance)
+		if err != nil {
+			return fmt.Errorf("instance %s: %w", instance, err)
+		}
+		addr = r.hostAddress(inst)
+	}
+	for _, tg := range known {
+		var bs []traffic.Backend
+		if b, err := tx.Get(ctx, kindMember, tg); err == nil {
+			if err := json.Unmarshal(b, &bs); err != nil {
+				return err
+			}
+		} else if !isNotFound(err) {
+			return err
+		}
+		bs = slices.DeleteFunc(bs, func(b traffic.Backend) bool { return b.ID == instance })
+		if allow && addr != "" {
+			bs = append(bs, traffic.Backend{ID: instance, Addr: backendAddr(addr, r.cfg.TargetGroups[tg].Port), Weight: 1})
+			sort.Slice(bs, func(i, j int) bool { return bs[i].ID < bs[j].ID })
+		}
+		b, err := json.Marshal(bs)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, kindMember, tg, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddressTag is the instance tag that names the host's traffic address
+// (host, or host:port to override the target group's port).
+const AddressTag = "cutover:address"
+
+// hostAddress is where a host receives traffic: its cutover:address tag,
+// else the address its agent polls from.
+func (r *Runner) hostAddress(inst *cd.InstanceInfo) string {
+	for _, t := range inst.Tags {
+		if deref(t.Key) == AddressTag && deref(t.Value) != "" {
+			return deref(t.Value)
+		}
+	}
+	host := deref(inst.IamUserArn)
+	if host == "" {
+		host = deref(inst.IamSessionArn)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addrs[host]
+}
+
+// applyTraffic pushes the desired membership of the deployment's target
+// groups to the routers and reports the event's outcome to the engine.
+func (r *Runner) applyTraffic(id string, a engine.Traffic) {
+	rec, ok := r.snapshot(id)
+	if !ok {
+		return
+	}
+	known, unknown := r.targetGroups(rec)
+	diag := engine.Diagnostics{ErrorCode: "Success", Message: "Succeeded"}
+	succeeded := true
+	verb := "registered with"
+	if !a.Allow {
+		verb = "deregistered from"
+	}
+	switch {
+	case len(known) == 0:
+		diag.Message = fmt.Sprintf("No traffic router is configured for this deployment group's load balancer info %v; %s was a no-op.", unknown, a.Command.Event)
+	default:
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
+		defer cancel()
+		var members map[string][]traffic.Backend
+		err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			members, err = loadMembers(ctx, tx)
+			return err
+		})
+		if err == nil {
+			for _, tg := range known {
+				if err = r.cfg.Traffic.Apply(ctx, tg, members[tg]); err != nil {
+					err = fmt.Errorf("target group %s: %w", tg, err)
+					break
+				}
+			}
+		}
+		if err != nil {
+			succeeded = false
+			diag = engine.Diagnostics{ErrorCode: "UnknownError", Message: fmt.Sprintf("Instance %s could not be %s target groups %v: %v", a.Instance, verb, known, err)}
+		} else {
+			diag.Message = fmt.Sprintf("Instance %s %s target groups %v", a.Instance, verb, known)
+			if len(unknown) > 0 {
+				diag.Message += fmt.Sprintf("; target groups %v are not configured on this server (no-op)", unknown)
+			}
+		}
+	}
+	if err := r.send(r.ctx, id, engine.Completed{CommandID: a.Command.ID, Succeeded: succeeded, Diagnostics: diag}); err != nil && err != errNotLive {
+		r.log.Warn("reporting traffic result", "deployment", id, "err", err)
+	}
+}
+
+func isNotFound(err error) bool {
+	return err == store.ErrNotFound || strings.Contains(fmt.Sprint(err), store.ErrNotFound.Error())
+}
+
+func fleetKey(rec *Record) string {
+	return api.ScopeKey(rec.Account, rec.Region) + rec.ApplicationName + "/" + rec.GroupName
+}
+
+// LoadFleet returns a group's explicit fleet (empty when tag-selected).
+func LoadFleet(ctx context.Context, tx store.Tx, key string) (Fleet, error) {
+	var f Fleet
+	b, err := tx.Get(ctx, kindFleet, key)
+	if isNotFound(err) {
+		return f, nil
+	}
+	if err != nil {
+		return f, err
+	}
+	return f, json.Unmarshal(b, &f)
+}
+
+// retireFromFleet makes a successful blue/green's replacement instances the
+// group's fleet and retires the originals.
+func retireFromFleet(ctx context.Context, tx store.Tx, rec *Record, originals []string) error {
+	f, err := LoadFleet(ctx, tx, fleetKey(rec))
+	if err != nil {
+		return err
+	}
+	var green []string
+	for _, in := range rec.Engine.Instances {
+		if in.Label == engine.Green && in.Status == engine.Succeeded {
+			green = append(green, in.Name)
+		}
+	}
+	f.Members = green
+	for _, o := range originals {
+		if !slices.Contains(f.Retired, o) && !slices.Contains(green, o) {
+			f.Retired = append(f.Retired, o)
+		}
+	}
+	f.Retired = slices.DeleteFunc(f.Retired, func(n string) bool { return slices.Contains(green, n) })
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return tx.Put(ctx, kindFleet, fleetKey(rec), b)
+}
+
+// recordInstanceRevisions remembers, per group and instance, the revision
+// each instance last deployed successfully (updateOutdatedInstancesOnly).
+func (r *Runner) recordInstanceRevisions(ctx context.Context, tx store.Tx, rec *Record) error {
+	if !engine.Terminal(rec.Engine.Status) || (rec.Engine.BlueGreen && rec.Engine.Rollback) {
+		return nil
+	}
+	key := api.RevisionKey(&rec.Revision)
+	for _, in := range rec.Engine.Instances {
+		if in.Status != engine.Succeeded || in.Label == engine.Blue {
+			continue
+		}
+		if err := tx.Put(ctx, kindInstRev, api.ScopeKey(rec.Account, rec.Region)+rec.GroupID+"/"+in.Name, []byte(key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostOf returns the host part of a remote address.
+func hostOf(remote string) string {
+	h, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return h
+}
+
+// backendAddr joins a host with the target group's port unless the address
+// already names one.
+func backendAddr(addr string, port int) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
+	return net.JoinHostPort(addr, fmt.Sprint(port))
+}

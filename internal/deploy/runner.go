@@ -1,0 +1,508 @@
+// Package deploy runs deployments: it feeds events to the engine (a pure
+// state machine), persists each result in one transaction, and carries out
+// the engine's decisions — commands for host agents, traffic changes,
+// teardown, rollbacks — at the edges.
+//
+// Each active deployment has one goroutine that owns its state. Events
+// (agent acknowledgements and completions, API calls, timers) queue up while
+// a transaction commits and are then applied and committed together: group
+// commit, so a thousand agents finishing at once cost a handful of
+// transactions, not thousands.
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/engine"
+	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
+	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/traffic"
+)
+
+// Store kinds owned by this package.
+const (
+	kindDeployment = "deployment" // id -> Record
+	kindDepIndex   = "depidx"     // scope/id -> app/group (listing)
+	kindGroupLock  = "dglock"     // group id -> active deployment id
+	kindFleet      = "fleet"      // scope/app/group -> Fleet
+	kindMember     = "tgmember"   // target group -> []traffic.Backend (desired)
+	kindInstRev    = "instrev"    // scope/groupID/instance -> revision key last deployed
+)
+
+// Record is a deployment as stored.
+type Record struct {
+	ID                            string                               `json:"id"`
+	Account                       string                               `json:"account"`
+	Region                        string                               `json:"region"`
+	ApplicationName               string                               `json:"applicationName"`
+	GroupName                     string                               `json:"groupName"`
+	GroupID                       string                               `json:"groupId"`
+	ComputePlatform               string                               `json:"computePlatform"`
+	Creator                       string                               `json:"creator"`
+	Revision                      cd.RevisionLocation                  `json:"revision"`
+	PreviousRevision              *cd.RevisionLocation                 `json:"previousRevision,omitempty"`
+	ConfigName                    string                               `json:"configName"`
+	Description                   string                               `json:"description,omitempty"`
+	FileExistsBehavior            string                               `json:"fileExistsBehavior"`
+	IgnoreApplicationStopFailures bool                                 `json:"ignoreApplicationStopFailures"`
+	UpdateOutdatedInstancesOnly   bool                                 `json:"updateOutdatedInstancesOnly"`
+	AutoRollback                  *cd.AutoRollbackConfiguration        `json:"autoRollback,omitempty"`
+	OverrideAlarm                 *cd.AlarmConfiguration               `json:"overrideAlarm,omitempty"`
+	TargetInstances               *cd.TargetInstances                  `json:"targetInstances,omitempty"`
+	DeploymentStyle               cd.DeploymentStyle                   `json:"deploymentStyle"`
+	BlueGreen                     *cd.BlueGreenDeploymentConfiguration `json:"blueGreen,omitempty"`
+	LoadBalancerInfo              *cd.LoadBalancerInfo                 `json:"loadBalancerInfo,omitempty"`
+	RollbackInfo                  *cd.RollbackInfo                     `json:"rollbackInfo,omitempty"`
+	GitHubAccountName             string                               `json:"gitHubAccountName,omitempty"`
+	Engine                        *engine.Deployment                   `json:"engine"`
+}
+
+// Fleet is a deployment group's explicit membership, set by blue/green
+// deployments: after one succeeds the group's fleet is the replacement
+// instances, and the originals are retired.
+type Fleet struct {
+	Members []string `json:"members,omitempty"`
+	Retired []string `json:"retired,omitempty"`
+}
+
+// Config configures a Runner.
+type Config struct {
+	Store   store.Store
+	Logger  *slog.Logger
+	Now     func() time.Time
+	Engine  engine.Config
+	Traffic *traffic.Mux // nil: no target groups configured
+	// TargetGroups holds each configured target group's backend port.
+	TargetGroups map[string]traffic.TargetGroupConfig
+	// PollWait bounds PollHostCommand's long poll.
+	PollWait time.Duration
+	// Pager pages list results with the API's opaque tokens.
+	Pager interface {
+		Page(op string, names []string, token *string) ([]string, *string, error)
+	}
+	// Spec signs deployment specifications for agents.
+	Spec SpecSigner
+	// Sealer opens stored GitHub tokens.
+	Sealer api.Sealer
+	// InstanceOf returns the on-premises instance registered with the
+	// caller's principal ARN ("" if none): agent authentication.
+	InstanceOf func(ctx context.Context) (string, error)
+	// Teardown is called when blue/green retires original instances.
+	Teardown func(ctx context.Context, t TeardownEvent) error
+}
+
+// TeardownEvent describes original instances leaving a group's fleet.
+type TeardownEvent struct {
+	DeploymentID     string   `json:"deploymentId"`
+	ApplicationName  string   `json:"applicationName"`
+	DeploymentGroup  string   `json:"deploymentGroupName"`
+	Instances        []string `json:"instances"`
+	Terminate        bool     `json:"terminate"` // TERMINATE (true) or KEEP_ALIVE
+	InstanceAccounts string   `json:"account"`
+}
+
+// Runner runs every deployment of a server.
+type Runner struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	lives map[string]*live
+	hosts map[string]*hostQueue // host identifier -> pending commands
+	addrs map[string]string     // host identifier -> address it polls from
+	index map[string]*depIndex  // live deployment id -> protocol view
+	wg    sync.WaitGroup
+	ctx   context.Context
+	stop  context.CancelFunc
+}
+
+// live is an active deployment owned by its goroutine.
+type live struct {
+	id    string
+	inbox chan *request
+	rec   *Record // owned by the loop; readers take snap
+	snap  []byte  // last committed JSON, guarded by Runner.mu
+}
+
+// request is an event for a live deployment and its reply.
+type request struct {
+	ev    any
+	reply chan error
+}
+
+// New returns a runner; Start loads and resumes active deployments.
+func New(cfg Config) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 40 * time.Second
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger, lives: map[string]*live{}, hosts: map[string]*hostQueue{}, addrs: map[string]string{}, index: map[string]*depIndex{}}
+}
+
+func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
+
+// Start resumes every deployment that was active when the server stopped,
+// and re-applies the desired traffic of every target group.
+func (r *Runner) Start(ctx context.Context) error {
+	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
+	var recs []*Record
+	var members map[string][]traffic.Backend
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		locks, err := tx.Scan(ctx, kindGroupLock, "", "", 0)
+		if err != nil {
+			return err
+		}
+		for _, l := range locks {
+			rec, err := loadRecord(ctx, tx, string(l.Value))
+			if err != nil {
+				return err
+			}
+			recs = append(recs, rec)
+		}
+		members, err = loadMembers(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("resume deployments: %w", err)
+	}
+	if r.cfg.Traffic != nil {
+		for tg, bs := range members {
+			if err := r.cfg.Traffic.Apply(ctx, tg, bs); err != nil {
+				r.log.Warn("re-applying target group membership", "target_group", tg, "err", err)
+			}
+		}
+	}
+	for _, rec := range recs {
+		r.resume(rec)
+	}
+	return nil
+}
+
+// Close stops the deployment loops (state is already persisted).
+func (r *Runner) Close() error {
+	if r.stop != nil {
+		r.stop()
+	}
+	r.wg.Wait()
+	return nil
+}
+
+func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
+	b, err := tx.Get(ctx, kindDeployment, id)
+	if err != nil {
+		return nil, err
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("decode deployment %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+func loadMembers(ctx context.Context, tx store.Tx) (map[string][]traffic.Backend, error) {
+	items, err := tx.Scan(ctx, kindMember, "", "", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]traffic.Backend{}
+	for _, it := range items {
+		var bs []traffic.Backend
+		if err := json.Unmarshal(it.Value, &bs); err != nil {
+			return nil, err
+		}
+		out[it.Key] = bs
+	}
+	return out, nil
+}
+
+// resume starts the loop of an active deployment whose state is persisted,
+// re-queueing the commands it was waiting on.
+func (r *Runner) resume(rec *Record) {
+	snap, _ := json.Marshal(rec)
+	l := &live{id: rec.ID, inbox: make(chan *request, 64), rec: rec, snap: snap}
+	r.mu.Lock()
+	r.lives[rec.ID] = l
+	r.mu.Unlock()
+	var acts []engine.Action
+	for _, in := range rec.Engine.Instances {
+		c := in.Cmd
+		if c == nil {
+			continue
+		}
+		if engine.IsTrafficEvent(c.Event) {
+			acts = append(acts, engine.Traffic{Instance: in.Name, Allow: c.Event == engine.AllowTraffic, Command: *c})
+		} else if c.Acked.IsZero() {
+			// Sent but not acknowledged before the restart: the agent has
+			// not started it (an agent acks before it executes), so it is
+			// safe to hand out again.
+			acts = append(acts, engine.Dispatch{Instance: in.Name, HostID: in.HostID, Command: *c})
+		}
+	}
+	r.reindex(rec)
+	r.wg.Add(1)
+	go r.loop(l)
+	r.perform(l, rec, acts)
+}
+
+// send queues an event for a live deployment and waits for its commit.
+func (r *Runner) send(ctx context.Context, id string, ev any) error {
+	r.mu.Lock()
+	l := r.lives[id]
+	r.mu.Unlock()
+	if l == nil {
+		return errNotLive
+	}
+	req := &request{ev: ev, reply: make(chan error, 1)}
+	select {
+	case l.inbox <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.ctx.Done():
+		return errors.New("server shutting down")
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errNotLive = errors.New("deployment is not active")
+
+// loop owns one live deployment until it reaches a terminal status.
+func (r *Runner) loop(l *live) {
+	defer r.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		rec := l.rec
+		if engine.Terminal(rec.Engine.Status) {
+			r.retire(l)
+			return
+		}
+		wake := rec.Engine.NextWake(r.cfg.Engine)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if !wake.IsZero() {
+			timer.Reset(max(wake.Sub(r.now()), 0) + time.Millisecond)
+		} else {
+			timer.Reset(time.Hour)
+		}
+		var batch []*request
+		select {
+		case <-r.ctx.Done():
+			return
+		case req := <-l.inbox:
+			batch = append(batch, req)
+		case <-timer.C:
+			batch = append(batch, &request{ev: engine.Tick{}})
+		}
+		// Take whatever else queued up while we were busy: these commit
+		// together.
+	drain:
+		for len(batch) < 4096 {
+			select {
+			case req := <-l.inbox:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		r.apply(l, batch)
+	}
+}
+
+// apply steps the engine through a batch, commits once, then replies and
+// performs the decisions.
+func (r *Runner) apply(l *live, batch []*request) {
+	ctx := r.ctx
+	prev := l.snap
+	rec := l.rec
+	now := r.now()
+	var acts []engine.Action
+	errs := make([]error, len(batch))
+	for i, req := range batch {
+		a, err := engine.Step(rec.Engine, r.cfg.Engine, req.ev, now)
+		errs[i] = err
+		acts = append(acts, a...)
+	}
+	var post []func()
+	snap, err := r.commit(ctx, rec, acts, &post)
+	if err != nil {
+		// Nothing was written: go back to the committed state and report.
+		r.log.Error("commit deployment step", "deployment", l.id, "err", err)
+		var old Record
+		if json.Unmarshal(prev, &old) == nil {
+			l.rec = &old
+		}
+		for _, req := range batch {
+			if req.reply != nil {
+				req.reply <- fmt.Errorf("commit: %w", err)
+			}
+		}
+		return
+	}
+	r.mu.Lock()
+	l.snap = snap
+	r.mu.Unlock()
+	r.reindex(rec)
+	for i, req := range batch {
+		if req.reply != nil {
+			req.reply <- errs[i]
+		}
+	}
+	r.perform(l, rec, acts)
+	for _, f := range post {
+		f()
+	}
+}
+
+// retire removes a finished deployment from the live set.
+func (r *Runner) retire(l *live) {
+	r.mu.Lock()
+	delete(r.lives, l.id)
+	delete(r.index, l.id)
+	r.mu.Unlock()
+	// Answer anything still queued: the deployment is complete.
+	for {
+		select {
+		case req := <-l.inbox:
+			_, err := engine.Step(l.rec.Engine, r.cfg.Engine, req.ev, r.now())
+			if req.reply != nil {
+				req.reply <- err
+			}
+		default:
+			return
+		}
+	}
+}
+
+// snapshot returns the committed state of a live deployment, if live.
+func (r *Runner) snapshot(id string) (*Record, bool) {
+	r.mu.Lock()
+	l := r.lives[id]
+	var snap []byte
+	if l != nil {
+		snap = l.snap
+	}
+	r.mu.Unlock()
+	if snap == nil {
+		return nil, false
+	}
+	var rec Record
+	if err := json.Unmarshal(snap, &rec); err != nil {
+		return nil, false
+	}
+	return &rec, true
+}
+
+// commit persists the record and the side records its decisions imply, in
+// one transaction. post collects work to run after the commit (starting a
+// rollback's loop).
+func (r *Runner) commit(ctx context.Context, rec *Record, acts []engine.Action, post *[]func()) ([]byte, error) {
+	var snap []byte
+	var rollback *Record
+	err := r.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		rollback = nil
+		for _, a := range acts {
+			switch a := a.(type) {
+			case engine.Traffic:
+				if err := r.setMembership(ctx, tx, rec, a.Instance, a.Allow); err != nil {
+					return err
+				}
+			case engine.Terminate:
+				if err := retireFromFleet(ctx, tx, rec, a.Instances); err != nil {
+					return err
+				}
+			case engine.Finished:
+				rb, err := r.finish(ctx, tx, rec)
+				if err != nil {
+					return err
+				}
+				rollback = rb
+			}
+		}
+		if err := r.recordInstanceRevisions(ctx, tx, rec); err != nil {
+			return err
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		snap = b
+		return tx.Put(ctx, kindDeployment, rec.ID, b)
+	})
+	if err == nil && rollback != nil {
+		rb := rollback
+		*post = append(*post, func() { r.startLive(rb) })
+	}
+	return snap, err
+}
+
+// startLive begins a committed, newly created deployment.
+func (r *Runner) startLive(rec *Record) {
+	r.resume(rec)
+	// The Start event is queued like any other, so creation returns at once.
+	go func() { _ = r.send(r.ctx, rec.ID, engine.Start{}) }()
+}
+
+// finish records a terminal deployment on its group and, when asked,
+// creates the rollback deployment in the same transaction.
+func (r *Runner) finish(ctx context.Context, tx store.Tx, rec *Record) (*Record, error) {
+	e := rec.Engine
+	if _, err := tx.Delete(ctx, kindGroupLock, rec.GroupID); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Delete(ctx, api.ActiveKind, api.ScopeKey(rec.Account, rec.Region)+rec.ID); err != nil {
+		return nil, err
+	}
+	g, err := api.LoadGroup(ctx, tx, rec.Account, rec.Region, rec.ApplicationName, rec.GroupName)
+	if err != nil {
+		// The group was deleted meanwhile; nothing to record on it.
+		return nil, nil
+	}
+	if deref(g.DeploymentGroupId) != rec.GroupID {
+		return nil, nil
+	}
+	ts := timeOf(e.Completed)
+	summary := &cd.LastDeploymentInfo{DeploymentId: &rec.ID, Status: &e.Status, EndTime: ts, CreateTime: timeOf(e.Created)}
+	g.LastAttemptedDeployment = summary
+	if e.Status == engine.StatusSucceeded {
+		g.LastSuccessfulDeployment = summary
+		rev := rec.Revision
+		if !(rec.Engine.BlueGreen && rec.Engine.Rollback) {
+			g.TargetRevision = &rev
+		}
+	}
+	if err := api.SaveGroup(ctx, tx, rec.Account, rec.Region, g); err != nil {
+		return nil, err
+	}
+	if !e.RollbackWanted {
+		return nil, nil
+	}
+	return r.createRollback(ctx, tx, rec, g)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -1,0 +1,225 @@
+// Package devenv assembles `cutover dev`: a server on the embedded SQLite
+// default, an S3-compatible bucket endpoint for revisions, local agents
+// registered as on-premises instances, and a builtin load balancer, all in
+// one process, so a newcomer can run a real deployment in five minutes.
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/server"
+	"github.com/cutoverhq/cutover/internal/traffic"
+)
+
+// Options configures a dev environment.
+type Options struct {
+	DataDir     string
+	Listen      string // API, default 127.0.0.1:8443
+	S3Listen    string // bucket endpoint, default 127.0.0.1:9000
+	WebListen   string // builtin load balancer, default 127.0.0.1:8080
+	Agents      int    // local agents, default 2
+	AppBasePort int    // agent i's application port is AppBasePort+i, default 9081
+	Minute      time.Duration
+	Logger      *slog.Logger
+	// AccessKeyID/SecretAccessKey fix the dev key (default: a fresh one).
+	AccessKeyID, SecretAccessKey string
+}
+
+// TargetGroup is the name of the dev load balancer's target group.
+const TargetGroup = "cutover-dev-web"
+
+// Bucket is the bucket the dev S3 endpoint serves revisions from.
+const Bucket = "cutover-dev"
+
+// Env is a running dev environment.
+type Env struct {
+	Server    *server.Server
+	URL       string
+	S3URL     string
+	WebURL    string
+	AccessKey string
+	SecretKey string
+	Region    string
+	Instances []string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+	s3     *http.Server
+}
+
+// Start brings the environment up; Close (or ctx's end) takes it down.
+func Start(ctx context.Context, o Options) (*Env, error) {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:8443"
+	}
+	if o.S3Listen == "" {
+		o.S3Listen = "127.0.0.1:9000"
+	}
+	if o.WebListen == "" {
+		o.WebListen = "127.0.0.1:8080"
+	}
+	if o.Agents <= 0 {
+		o.Agents = 2
+	}
+	if o.AppBasePort == 0 {
+		o.AppBasePort = 9081
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e := &Env{Region: "us-east-1", cancel: cancel, errs: make(chan error, 8)}
+
+	// The bucket endpoint: gofakes3 is a real S3 protocol implementation
+	// (the aws CLI and SDKs talk to it unchanged), kept in memory here.
+	s3ln, err := net.Listen("tcp", o.S3Listen)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("s3 endpoint: %w", err)
+	}
+	backend := s3mem.New()
+	if err := backend.CreateBucket(Bucket); err != nil {
+		cancel()
+		return nil, err
+	}
+	e.s3 = &http.Server{Handler: gofakes3.New(backend, gofakes3.WithAutoBucket(true)).Server(), ReadHeaderTimeout: 10 * time.Second}
+	e.S3URL = "http://" + s3ln.Addr().String()
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); _ = e.s3.Serve(s3ln) }()
+
+	srv, err := server.New(ctx, server.Config{
+		Listen:              o.Listen,
+		DataDir:             o.DataDir,
+		Logger:              o.Logger,
+		Minute:              o.Minute,
+		PickupTimeout:       time.Minute,
+		RootAccessKeyID:     o.AccessKeyID,
+		RootSecretAccessKey: o.SecretAccessKey,
+		TargetGroups: []traffic.TargetGroupConfig{{
+			Name: TargetGroup, Driver: traffic.DriverBuiltin, Listen: o.WebListen, Port: o.AppBasePort,
+			HealthCheck:         traffic.HealthCheck{Path: "/", Interval: 500 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 2},
+			DeregistrationDelay: 2 * time.Second,
+		}},
+	})
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.Server = srv
+	if err := srv.Listen(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.URL = srv.URL()
+	e.WebURL = "http://" + o.WebListen
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.errs <- srv.Serve(ctx) }()
+
+	if o.AccessKeyID != "" {
+		e.AccessKey, e.SecretKey = o.AccessKeyID, o.SecretAccessKey
+	} else {
+		k, err := srv.Keys.Create(ctx, "dev", "")
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.AccessKey, e.SecretKey = k.AccessKeyID, k.SecretAccessKey
+	}
+	admin := credentials.NewStaticCredentialsProvider(e.AccessKey, e.SecretKey, "")
+	for i := 1; i <= o.Agents; i++ {
+		name := fmt.Sprintf("dev-%d", i)
+		port := o.AppBasePort + i - 1
+		c, err := registerWithRetry(ctx, agent.RegisterRequest{
+			Endpoint: e.URL, Region: e.Region, AdminCredentials: admin, InstanceName: name,
+			Tags: map[string]string{"env": "dev", "fleet": name, "cutover:address": fmt.Sprintf("127.0.0.1:%d", port)},
+		})
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("register %s: %w", name, err)
+		}
+		e.Instances = append(e.Instances, name)
+		cfg := agent.Config{
+			Endpoint: e.URL, Region: e.Region, Credentials: c.CredentialsProvider(), HostIdentifier: c.HostIdentifier(),
+			RootDir: filepath.Join(o.DataDir, "agents", name), S3Endpoint: e.S3URL, S3PathStyle: true,
+			Logger: o.Logger.With("agent", name), Version: "dev",
+			// Hooks learn the port their application should listen on.
+			Environ: append(hookBaseEnv(), fmt.Sprintf("PORT=%d", port), "CUTOVER_INSTANCE="+name),
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			if err := agent.Run(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {
+				e.errs <- fmt.Errorf("agent %s: %w", name, err)
+			}
+		}()
+	}
+	return e, nil
+}
+
+func registerWithRetry(ctx context.Context, r agent.RegisterRequest) (agent.OnPremConfig, error) {
+	var last error
+	for range 50 {
+		c, err := agent.Register(ctx, r)
+		if err == nil {
+			return c, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return agent.OnPremConfig{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return agent.OnPremConfig{}, last
+}
+
+// Credentials returns the dev key as an SDK credentials provider.
+func (e *Env) Credentials() aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(e.AccessKey, e.SecretKey, "")
+}
+
+// Errors reports failures of the server or agents.
+func (e *Env) Errors() <-chan error { return e.errs }
+
+// Close stops everything.
+func (e *Env) Close() error {
+	e.cancel()
+	if e.s3 != nil {
+		_ = e.s3.Close()
+	}
+	e.wg.Wait()
+	if e.Server != nil {
+		return e.Server.Close()
+	}
+	return nil
+}
+
+// hookBaseEnv is the environment local agents give their hooks: the
+// process environment without the dev server's credentials.
+func hookBaseEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "CUTOVER_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

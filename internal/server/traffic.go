@@ -1,0 +1,178 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cutoverhq/cutover/internal/deploy"
+	"github.com/cutoverhq/cutover/internal/traffic"
+	"github.com/cutoverhq/cutover/internal/traffic/builtin"
+	"github.com/cutoverhq/cutover/internal/traffic/haproxy"
+)
+
+// TrafficFile is the --traffic-config file: the target groups that
+// deployment groups' loadBalancerInfo names refer to.
+//
+//	targetGroups:
+//	  - name: web
+//	    driver: builtin          # or haproxy
+//	    listen: 0.0.0.0:8080     # builtin listener (haproxy: its frontend, for reference)
+//	    port: 8081               # port the application listens on, on each host
+//	    healthCheck: {path: /healthz, interval: 2s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}
+//	    deregistrationDelay: 10s
+//	    haproxy: {socket: /run/haproxy/admin.sock, backend: web}
+type TrafficFile struct {
+	TargetGroups []TargetGroupYAML `yaml:"targetGroups"`
+}
+
+// TargetGroupYAML is one target group of a TrafficFile.
+type TargetGroupYAML struct {
+	Name        string `yaml:"name"`
+	Driver      string `yaml:"driver"`
+	Listen      string `yaml:"listen"`
+	Mode        string `yaml:"mode"`
+	Port        int    `yaml:"port"`
+	HealthCheck struct {
+		Path               string        `yaml:"path"`
+		Interval           time.Duration `yaml:"interval"`
+		Timeout            time.Duration `yaml:"timeout"`
+		HealthyThreshold   int           `yaml:"healthyThreshold"`
+		UnhealthyThreshold int           `yaml:"unhealthyThreshold"`
+	} `yaml:"healthCheck"`
+	DeregistrationDelay time.Duration `yaml:"deregistrationDelay"`
+	HAProxy             struct {
+		Socket  string `yaml:"socket"`
+		Backend string `yaml:"backend"`
+	} `yaml:"haproxy"`
+}
+
+// Config converts the YAML form.
+func (t TargetGroupYAML) Config() traffic.TargetGroupConfig {
+	return traffic.TargetGroupConfig{
+		Name: t.Name, Driver: t.Driver, Listen: t.Listen, Mode: t.Mode, Port: t.Port,
+		HealthCheck: traffic.HealthCheck{Path: t.HealthCheck.Path, Interval: t.HealthCheck.Interval, Timeout: t.HealthCheck.Timeout,
+			HealthyThreshold: t.HealthCheck.HealthyThreshold, UnhealthyThreshold: t.HealthCheck.UnhealthyThreshold},
+		DeregistrationDelay: t.DeregistrationDelay,
+		HAProxy:             traffic.HAProxyConfig{Socket: t.HAProxy.Socket, Backend: t.HAProxy.Backend},
+	}
+}
+
+// LoadTrafficFile reads a traffic configuration file.
+func LoadTrafficFile(path string) ([]traffic.TargetGroupConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("traffic config: %w", err)
+	}
+	var f TrafficFile
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("traffic config %s: %w", path, err)
+	}
+	var out []traffic.TargetGroupConfig
+	for _, t := range f.TargetGroups {
+		out = append(out, t.Config())
+	}
+	return out, nil
+}
+
+// buildRouters starts the routers of the configured target groups.
+func buildRouters(tgs []traffic.TargetGroupConfig, log *slog.Logger) (*traffic.Mux, map[string]traffic.TargetGroupConfig, error) {
+	mux := traffic.NewMux()
+	byName := map[string]traffic.TargetGroupConfig{}
+	var builtins, haproxies []traffic.TargetGroupConfig
+	for _, tg := range tgs {
+		tg = tg.WithDefaults()
+		if err := tg.Validate(); err != nil {
+			return nil, nil, err
+		}
+		if _, dup := byName[tg.Name]; dup {
+			return nil, nil, fmt.Errorf("target group %q defined twice", tg.Name)
+		}
+		byName[tg.Name] = tg
+		switch tg.Driver {
+		case traffic.DriverHAProxy:
+			haproxies = append(haproxies, tg)
+		default:
+			builtins = append(builtins, tg)
+		}
+	}
+	if len(builtins) > 0 {
+		r, err := builtin.New(builtins, builtin.Options{Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := mux.Handle(r, names(builtins)...); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(haproxies) > 0 {
+		r, err := haproxy.New(haproxies, haproxy.Options{Logger: log})
+		if err != nil {
+			mux.Close()
+			return nil, nil, err
+		}
+		if err := mux.Handle(r, names(haproxies)...); err != nil {
+			return nil, nil, err
+		}
+	}
+	return mux, byName, nil
+}
+
+func names(tgs []traffic.TargetGroupConfig) []string {
+	var out []string
+	for _, t := range tgs {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+// teardown builds the hook run when blue/green retires original hosts.
+func teardown(command, webhook string, log *slog.Logger) func(context.Context, deploy.TeardownEvent) error {
+	if command == "" && webhook == "" {
+		return func(_ context.Context, ev deploy.TeardownEvent) error {
+			log.Info("original instances left the fleet (no --teardown-command or --teardown-webhook configured)", "deployment", ev.DeploymentID, "instances", ev.Instances, "terminate", ev.Terminate)
+			return nil
+		}
+	}
+	return func(ctx context.Context, ev deploy.TeardownEvent) error {
+		body, _ := json.Marshal(ev)
+		if command != "" {
+			cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+			cmd.Env = append(os.Environ(),
+				"CUTOVER_DEPLOYMENT_ID="+ev.DeploymentID,
+				"CUTOVER_APPLICATION_NAME="+ev.ApplicationName,
+				"CUTOVER_DEPLOYMENT_GROUP_NAME="+ev.DeploymentGroup,
+				"CUTOVER_INSTANCES="+strings.Join(ev.Instances, " "),
+				fmt.Sprintf("CUTOVER_TERMINATE=%t", ev.Terminate))
+			cmd.Stdin = bytes.NewReader(body)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("teardown command: %w: %s", err, out)
+			}
+		}
+		if webhook != "" {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, webhook, bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("teardown webhook: %w", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 300 {
+				return fmt.Errorf("teardown webhook: HTTP %d", resp.StatusCode)
+			}
+		}
+		return nil
+	}
+}
