@@ -1,0 +1,32 @@
+package deploy_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+
+	"github.com/cutoverhq/cutover/internal/servertest"
+)
+
+func TestSmokeInPlaceInline(t *testing.T) {
+	env := servertest.Start(t)
+	env.StartAgent(t, "host-1", map[string]string{"role": "web"}, "")
+	env.StartAgent(t, "host-2", map[string]string{"role": "web"}, "")
+	env.SetupGroup(t, "app", "web", "CodeDeployDefault.AllAtOnce", "role", "web")
+	out, err := env.Client.CreateDeployment(context.Background(), &codedeploy.CreateDeploymentInput{
+		ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("web"),
+		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeAppSpecContent,
+			AppSpecContent: &types.AppSpecContent{Content: aws.String("version: 0.0\nos: linux\n")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := env.WaitStatus(t, *out.DeploymentId, 20*time.Second, types.DeploymentStatusSucceeded, types.DeploymentStatusFailed)
+	if info.Status != types.DeploymentStatusSucceeded || info.DeploymentOverview.Succeeded != 2 {
+		t.Fatalf("%s %+v %+v", info.Status, info.DeploymentOverview, info.ErrorInformation)
+	}
+}
