@@ -127,6 +127,7 @@ type Runner struct {
 type live struct {
 	id    string
 	inbox chan *request
+	done  chan struct{} // closed once the loop has retired
 	rec   *Record // owned by the loop; readers take snap
 	snap  []byte  // last committed JSON, guarded by Runner.mu
 }
@@ -231,7 +232,7 @@ func loadMembers(ctx context.Context, tx store.Tx) (map[string][]traffic.Backend
 // re-queueing the commands it was waiting on.
 func (r *Runner) resume(rec *Record) {
 	snap, _ := json.Marshal(rec)
-	l := &live{id: rec.ID, inbox: make(chan *request, 64), rec: rec, snap: snap}
+	l := &live{id: rec.ID, inbox: make(chan *request, 64), done: make(chan struct{}), rec: rec, snap: snap}
 	r.mu.Lock()
 	r.lives[rec.ID] = l
 	r.mu.Unlock()
@@ -254,6 +255,12 @@ func (r *Runner) resume(rec *Record) {
 	r.wg.Add(1)
 	go r.loop(l)
 	r.perform(l, rec, acts)
+	if rec.Engine.Status == engine.StatusCreated {
+		// Committed but not started (new, or the server stopped right
+		// after creating it). Start is queued like any other event, so
+		// CreateDeployment answers at once.
+		go func() { _ = r.send(r.ctx, rec.ID, engine.Start{}) }()
+	}
 }
 
 // send queues an event for a live deployment and waits for its commit.
@@ -267,6 +274,8 @@ func (r *Runner) send(ctx context.Context, id string, ev any) error {
 	req := &request{ev: ev, reply: make(chan error, 1)}
 	select {
 	case l.inbox <- req:
+	case <-l.done:
+		return errNotLive
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-r.ctx.Done():
@@ -275,6 +284,16 @@ func (r *Runner) send(ctx context.Context, id string, ev any) error {
 	select {
 	case err := <-req.reply:
 		return err
+	case <-l.done:
+		// Retired: a request that raced the retirement is answered here.
+		select {
+		case err := <-req.reply:
+			return err
+		default:
+			return errNotLive
+		}
+	case <-r.ctx.Done():
+		return errors.New("server shutting down")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -380,6 +399,7 @@ func (r *Runner) retire(l *live) {
 	delete(r.lives, l.id)
 	delete(r.index, l.id)
 	r.mu.Unlock()
+	defer close(l.done)
 	// Answer anything still queued: the deployment is complete.
 	for {
 		select {
@@ -457,11 +477,7 @@ func (r *Runner) commit(ctx context.Context, rec *Record, acts []engine.Action, 
 }
 
 // startLive begins a committed, newly created deployment.
-func (r *Runner) startLive(rec *Record) {
-	r.resume(rec)
-	// The Start event is queued like any other, so creation returns at once.
-	go func() { _ = r.send(r.ctx, rec.ID, engine.Start{}) }()
-}
+func (r *Runner) startLive(rec *Record) { r.resume(rec) }
 
 // finish records a terminal deployment on its group and, when asked,
 // creates the rollback deployment in the same transaction.
