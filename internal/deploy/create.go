@@ -327,7 +327,7 @@ func matchTargetInstances(ctx context.Context, tx store.Tx, account, region stri
 	}
 	var filters []cd.TagFilter
 	for _, f := range t.TagFilters {
-		filters = append(filters, cd.TagFilter{Key: f.Key, Value: f.Value, Type: f.Type})
+		filters = append(filters, cd.TagFilter(f))
 	}
 	var set *cd.OnPremisesTagSet
 	if t.Ec2TagSet != nil {
@@ -338,7 +338,7 @@ func matchTargetInstances(ctx context.Context, tx store.Tx, account, region stri
 		for _, grp := range t.Ec2TagSet.Ec2TagSetList {
 			var g []cd.TagFilter
 			for _, f := range grp {
-				g = append(g, cd.TagFilter{Key: f.Key, Value: f.Value, Type: f.Type})
+				g = append(g, cd.TagFilter(f))
 			}
 			set.OnPremisesTagSetList = append(set.OnPremisesTagSetList, g)
 		}

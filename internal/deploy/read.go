@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the deprecated instance operations are part of the API Cutover serves.
+
 package deploy
 
 import (
@@ -14,11 +16,10 @@ import (
 	"github.com/cutoverhq/cutover/internal/store"
 )
 
-func jsonMarshal(v any) ([]byte, error)          { return json.Marshal(v) }
-func jsonUnmarshal(b []byte, v any) error        { return json.Unmarshal(b, v) }
-func ptr[T any](v T) *T                          { return &v }
-func strs(p []string) []string                   { return append([]string{}, p...) }
-func deploymentIDErr(id *string) (string, error) { return checkDeploymentID(id) }
+func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+func ptr[T any](v T) *T                   { return &v }
+func strs(p []string) []string            { return append([]string{}, p...) }
 
 // checkDeploymentID validates a deployment id argument.
 func checkDeploymentID(id *string) (string, error) {
