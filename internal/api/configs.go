@@ -120,8 +120,12 @@ func (s *Server) CreateDeploymentConfig(ctx context.Context, in *cd.CreateDeploy
 			return nil, awsjson.Errorf("InvalidTrafficRoutingConfigurationException", "A traffic routing configuration applies only to Lambda and ECS deployment configurations.")
 		}
 		mh := in.MinimumHealthyHosts
-		if mh == nil || mh.Type == nil || mh.Value == nil {
+		if mh == nil || mh.Type == nil {
 			return nil, awsjson.Errorf("InvalidMinimumHealthyHostValueException", "A Server deployment configuration needs minimumHealthyHosts with a type and a value.")
+		}
+		if mh.Value == nil {
+			// aws-sdk-go-v2 leaves a zero value out of the request.
+			mh.Value = new(int32(0))
 		}
 		if err := checkMinHealthy(deref(mh.Type), *mh.Value, "InvalidMinimumHealthyHostValueException"); err != nil {
 			return nil, err
@@ -197,8 +201,11 @@ func checkZonal(z *cd.ZonalConfig) error {
 		return bad("monitorDurationInSeconds must be 0 or more.")
 	}
 	if p := z.MinimumHealthyHostsPerZone; p != nil {
-		if p.Type == nil || p.Value == nil {
+		if p.Type == nil {
 			return bad("minimumHealthyHostsPerZone needs a type and a value.")
+		}
+		if p.Value == nil {
+			p.Value = new(int32(0)) // a zero the Go SDK left out
 		}
 		switch *p.Type {
 		case cd.MinimumHealthyHostsPerZoneTypeHOSTCOUNT:

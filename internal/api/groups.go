@@ -60,6 +60,8 @@ var memberExceptions = map[string][]string{
 var requiredExceptions = map[string]string{
 	"currentDeploymentGroupName": "DeploymentGroupNameRequiredException",
 	"newDeploymentGroupName":     "DeploymentGroupNameRequiredException",
+	"Tags":                       "TagRequiredException",
+	"TagKeys":                    "TagRequiredException",
 }
 
 // exceptionFor picks the exception for a model violation: the generated

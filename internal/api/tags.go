@@ -58,16 +58,26 @@ func resolveArn(ctx context.Context, tx store.Tx, sc scope, arn *string, checkEx
 	if arn == nil || *arn == "" {
 		return "", awsjson.Errorf("ResourceArnRequiredException", "The ARN of a resource is required.")
 	}
-	parts := strings.SplitN(*arn, ":", 7)
-	if len(parts) != 7 || parts[0] != "arn" || parts[1] == "" || parts[2] == "" || parts[5] == "" {
+	unsupported := awsjson.Errorf("ArnNotSupportedException", "The specified ARN %q is not supported: only CodeDeploy applications, deployment groups and deployment configurations can be tagged.", *arn)
+	// arn:partition:service:region:account:resource — the resource part may
+	// itself hold colons or slashes, and other services' ARNs have other
+	// shapes, so check the common prefix before the CodeDeploy form.
+	head := strings.SplitN(*arn, ":", 6)
+	if len(head) != 6 || head[0] != "arn" || head[1] == "" || head[2] == "" || head[5] == "" {
 		return "", awsjson.Errorf("InvalidArnException", "The specified ARN %q is not in a valid format.", *arn)
 	}
-	if parts[2] != "codedeploy" {
-		return "", awsjson.Errorf("ArnNotSupportedException", "The specified ARN %q is not supported: only CodeDeploy applications, deployment groups and deployment configurations can be tagged.", *arn)
+	if head[2] != "codedeploy" {
+		return "", unsupported
 	}
-	typ, name := parts[5], parts[6]
-	if parts[3] != sc.Region || parts[4] != sc.Account {
+	typ, name, ok := strings.Cut(head[5], ":")
+	if !ok {
+		return "", unsupported // e.g. instance/<name>
+	}
+	if head[3] != sc.Region || head[4] != sc.Account {
 		// Another account or region: nothing the caller can see.
+		if !checkExists {
+			return "", nil // lists as no tags
+		}
 		return "", notFoundFor(typ, name)
 	}
 	switch typ {
@@ -214,6 +224,9 @@ func (s *Server) ListTagsForResource(ctx context.Context, in *cd.ListTagsForReso
 		arn, err := resolveArn(ctx, tx, sc, in.ResourceArn, false)
 		if err != nil {
 			return err
+		}
+		if arn == "" {
+			return nil
 		}
 		tags, err = readTags(ctx, tx, arn)
 		return err

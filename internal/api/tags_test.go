@@ -252,9 +252,6 @@ func TestTagErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
-			if tc.knownBug != "" && servertest.ErrorCode(err) == tc.knownBug {
-				t.Skipf("KNOWN BUG (reported): want %s, got %v", tc.want, err)
-			}
 			servertest.WantError(t, err, tc.want)
 		})
 	}

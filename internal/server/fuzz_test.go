@@ -28,8 +28,8 @@ import (
 
 // FuzzServe sends arbitrary (operation, body) pairs, correctly signed,
 // through the server's full HTTP handler and checks the protocol invariants:
-// never a 5xx, always a request ID, and every error a JSON object with a
-// __type.
+// never a 5xx, always a request ID, every error a JSON object with a
+// __type, and no request taking more than 5 seconds.
 func FuzzServe(f *testing.F) {
 	for _, op := range slices.Sorted(maps.Keys(cd.Operations)) {
 		body, err := minimalInput(op)
@@ -77,7 +77,11 @@ func FuzzServe(f *testing.F) {
 			t.Fatal(err)
 		}
 		w := httptest.NewRecorder()
+		start := time.Now()
 		h.ServeHTTP(w, req)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("%s %q: took %v", op, body, d)
+		}
 		res := w.Result()
 		out := w.Body.Bytes()
 		if res.StatusCode >= 500 {

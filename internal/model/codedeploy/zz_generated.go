@@ -16,20 +16,20 @@ import (
 
 // AddTagsToOnPremisesInstancesInput is the AddTagsToOnPremisesInstancesInput shape.
 type AddTagsToOnPremisesInstancesInput struct {
-	Tags          []Tag    `json:"tags,omitempty"`
-	InstanceNames []string `json:"instanceNames,omitempty"`
+	Tags          []Tag    `json:"tags,omitzero"`
+	InstanceNames []string `json:"instanceNames,omitzero"`
 }
 
 // Alarm is the Alarm shape.
 type Alarm struct {
-	Name *string `json:"name,omitempty"`
+	Name *string `json:"name,omitzero"`
 }
 
 // AlarmConfiguration is the AlarmConfiguration shape.
 type AlarmConfiguration struct {
-	Enabled                *bool   `json:"enabled,omitempty"`
-	IgnorePollAlarmFailure *bool   `json:"ignorePollAlarmFailure,omitempty"`
-	Alarms                 []Alarm `json:"alarms,omitempty"`
+	Enabled                *bool   `json:"enabled,omitzero"`
+	IgnorePollAlarmFailure *bool   `json:"ignorePollAlarmFailure,omitzero"`
+	Alarms                 []Alarm `json:"alarms,omitzero"`
 }
 
 // AlarmsLimitExceededException is the AlarmsLimitExceededException shape.
@@ -38,8 +38,8 @@ type AlarmsLimitExceededException struct {
 
 // AppSpecContent is the AppSpecContent shape.
 type AppSpecContent struct {
-	Content *string `json:"content,omitempty"`
-	Sha256  *string `json:"sha256,omitempty"`
+	Content *string `json:"content,omitzero"`
+	Sha256  *string `json:"sha256,omitzero"`
 }
 
 // ApplicationAlreadyExistsException is the ApplicationAlreadyExistsException shape.
@@ -52,12 +52,12 @@ type ApplicationDoesNotExistException struct {
 
 // ApplicationInfo is the ApplicationInfo shape.
 type ApplicationInfo struct {
-	ApplicationId     *string       `json:"applicationId,omitempty"`
-	ApplicationName   *string       `json:"applicationName,omitempty"`
-	CreateTime        *awstime.Time `json:"createTime,omitempty"`
-	LinkedToGitHub    *bool         `json:"linkedToGitHub,omitempty"`
-	GitHubAccountName *string       `json:"gitHubAccountName,omitempty"`
-	ComputePlatform   *string       `json:"computePlatform,omitempty"`
+	ApplicationId     *string       `json:"applicationId,omitzero"`
+	ApplicationName   *string       `json:"applicationName,omitzero"`
+	CreateTime        *awstime.Time `json:"createTime,omitzero"`
+	LinkedToGitHub    *bool         `json:"linkedToGitHub,omitzero"`
+	GitHubAccountName *string       `json:"gitHubAccountName,omitzero"`
+	ComputePlatform   *string       `json:"computePlatform,omitzero"`
 }
 
 // ApplicationLimitExceededException is the ApplicationLimitExceededException shape.
@@ -74,93 +74,93 @@ type ArnNotSupportedException struct {
 
 // AutoRollbackConfiguration is the AutoRollbackConfiguration shape.
 type AutoRollbackConfiguration struct {
-	Enabled *bool    `json:"enabled,omitempty"`
-	Events  []string `json:"events,omitempty"`
+	Enabled *bool    `json:"enabled,omitzero"`
+	Events  []string `json:"events,omitzero"`
 }
 
 // AutoScalingGroup is the AutoScalingGroup shape.
 type AutoScalingGroup struct {
-	Name            *string `json:"name,omitempty"`
-	Hook            *string `json:"hook,omitempty"`
-	TerminationHook *string `json:"terminationHook,omitempty"`
+	Name            *string `json:"name,omitzero"`
+	Hook            *string `json:"hook,omitzero"`
+	TerminationHook *string `json:"terminationHook,omitzero"`
 }
 
 // BatchGetApplicationRevisionsInput is the BatchGetApplicationRevisionsInput shape.
 type BatchGetApplicationRevisionsInput struct {
-	ApplicationName *string            `json:"applicationName,omitempty"`
-	Revisions       []RevisionLocation `json:"revisions,omitempty"`
+	ApplicationName *string            `json:"applicationName,omitzero"`
+	Revisions       []RevisionLocation `json:"revisions,omitzero"`
 }
 
 // BatchGetApplicationRevisionsOutput is the BatchGetApplicationRevisionsOutput shape.
 type BatchGetApplicationRevisionsOutput struct {
-	ApplicationName *string        `json:"applicationName,omitempty"`
-	ErrorMessage    *string        `json:"errorMessage,omitempty"`
-	Revisions       []RevisionInfo `json:"revisions,omitempty"`
+	ApplicationName *string        `json:"applicationName,omitzero"`
+	ErrorMessage    *string        `json:"errorMessage,omitzero"`
+	Revisions       []RevisionInfo `json:"revisions,omitzero"`
 }
 
 // BatchGetApplicationsInput is the BatchGetApplicationsInput shape.
 type BatchGetApplicationsInput struct {
-	ApplicationNames []string `json:"applicationNames,omitempty"`
+	ApplicationNames []string `json:"applicationNames,omitzero"`
 }
 
 // BatchGetApplicationsOutput is the BatchGetApplicationsOutput shape.
 type BatchGetApplicationsOutput struct {
-	ApplicationsInfo []ApplicationInfo `json:"applicationsInfo,omitempty"`
+	ApplicationsInfo []ApplicationInfo `json:"applicationsInfo,omitzero"`
 }
 
 // BatchGetDeploymentGroupsInput is the BatchGetDeploymentGroupsInput shape.
 type BatchGetDeploymentGroupsInput struct {
-	ApplicationName      *string  `json:"applicationName,omitempty"`
-	DeploymentGroupNames []string `json:"deploymentGroupNames,omitempty"`
+	ApplicationName      *string  `json:"applicationName,omitzero"`
+	DeploymentGroupNames []string `json:"deploymentGroupNames,omitzero"`
 }
 
 // BatchGetDeploymentGroupsOutput is the BatchGetDeploymentGroupsOutput shape.
 type BatchGetDeploymentGroupsOutput struct {
-	DeploymentGroupsInfo []DeploymentGroupInfo `json:"deploymentGroupsInfo,omitempty"`
-	ErrorMessage         *string               `json:"errorMessage,omitempty"`
+	DeploymentGroupsInfo []DeploymentGroupInfo `json:"deploymentGroupsInfo,omitzero"`
+	ErrorMessage         *string               `json:"errorMessage,omitzero"`
 }
 
 // BatchGetDeploymentInstancesInput is the BatchGetDeploymentInstancesInput shape.
 type BatchGetDeploymentInstancesInput struct {
-	DeploymentId *string  `json:"deploymentId,omitempty"`
-	InstanceIds  []string `json:"instanceIds,omitempty"`
+	DeploymentId *string  `json:"deploymentId,omitzero"`
+	InstanceIds  []string `json:"instanceIds,omitzero"`
 }
 
 // BatchGetDeploymentInstancesOutput is the BatchGetDeploymentInstancesOutput shape.
 type BatchGetDeploymentInstancesOutput struct {
-	InstancesSummary []InstanceSummary `json:"instancesSummary,omitempty"`
-	ErrorMessage     *string           `json:"errorMessage,omitempty"`
+	InstancesSummary []InstanceSummary `json:"instancesSummary,omitzero"`
+	ErrorMessage     *string           `json:"errorMessage,omitzero"`
 }
 
 // BatchGetDeploymentTargetsInput is the BatchGetDeploymentTargetsInput shape.
 type BatchGetDeploymentTargetsInput struct {
-	DeploymentId *string  `json:"deploymentId,omitempty"`
-	TargetIds    []string `json:"targetIds,omitempty"`
+	DeploymentId *string  `json:"deploymentId,omitzero"`
+	TargetIds    []string `json:"targetIds,omitzero"`
 }
 
 // BatchGetDeploymentTargetsOutput is the BatchGetDeploymentTargetsOutput shape.
 type BatchGetDeploymentTargetsOutput struct {
-	DeploymentTargets []DeploymentTarget `json:"deploymentTargets,omitempty"`
+	DeploymentTargets []DeploymentTarget `json:"deploymentTargets,omitzero"`
 }
 
 // BatchGetDeploymentsInput is the BatchGetDeploymentsInput shape.
 type BatchGetDeploymentsInput struct {
-	DeploymentIds []string `json:"deploymentIds,omitempty"`
+	DeploymentIds []string `json:"deploymentIds,omitzero"`
 }
 
 // BatchGetDeploymentsOutput is the BatchGetDeploymentsOutput shape.
 type BatchGetDeploymentsOutput struct {
-	DeploymentsInfo []DeploymentInfo `json:"deploymentsInfo,omitempty"`
+	DeploymentsInfo []DeploymentInfo `json:"deploymentsInfo,omitzero"`
 }
 
 // BatchGetOnPremisesInstancesInput is the BatchGetOnPremisesInstancesInput shape.
 type BatchGetOnPremisesInstancesInput struct {
-	InstanceNames []string `json:"instanceNames,omitempty"`
+	InstanceNames []string `json:"instanceNames,omitzero"`
 }
 
 // BatchGetOnPremisesInstancesOutput is the BatchGetOnPremisesInstancesOutput shape.
 type BatchGetOnPremisesInstancesOutput struct {
-	InstanceInfos []InstanceInfo `json:"instanceInfos,omitempty"`
+	InstanceInfos []InstanceInfo `json:"instanceInfos,omitzero"`
 }
 
 // BatchLimitExceededException is the BatchLimitExceededException shape.
@@ -169,15 +169,15 @@ type BatchLimitExceededException struct {
 
 // BlueGreenDeploymentConfiguration is the BlueGreenDeploymentConfiguration shape.
 type BlueGreenDeploymentConfiguration struct {
-	TerminateBlueInstancesOnDeploymentSuccess *BlueInstanceTerminationOption `json:"terminateBlueInstancesOnDeploymentSuccess,omitempty"`
-	DeploymentReadyOption                     *DeploymentReadyOption         `json:"deploymentReadyOption,omitempty"`
-	GreenFleetProvisioningOption              *GreenFleetProvisioningOption  `json:"greenFleetProvisioningOption,omitempty"`
+	TerminateBlueInstancesOnDeploymentSuccess *BlueInstanceTerminationOption `json:"terminateBlueInstancesOnDeploymentSuccess,omitzero"`
+	DeploymentReadyOption                     *DeploymentReadyOption         `json:"deploymentReadyOption,omitzero"`
+	GreenFleetProvisioningOption              *GreenFleetProvisioningOption  `json:"greenFleetProvisioningOption,omitzero"`
 }
 
 // BlueInstanceTerminationOption is the BlueInstanceTerminationOption shape.
 type BlueInstanceTerminationOption struct {
-	Action                       *string `json:"action,omitempty"`
-	TerminationWaitTimeInMinutes *int32  `json:"terminationWaitTimeInMinutes,omitempty"`
+	Action                       *string `json:"action,omitzero"`
+	TerminationWaitTimeInMinutes *int32  `json:"terminationWaitTimeInMinutes,omitzero"`
 }
 
 // BucketNameFilterRequiredException is the BucketNameFilterRequiredException shape.
@@ -186,129 +186,129 @@ type BucketNameFilterRequiredException struct {
 
 // CloudFormationTarget is the CloudFormationTarget shape.
 type CloudFormationTarget struct {
-	DeploymentId        *string          `json:"deploymentId,omitempty"`
-	TargetId            *string          `json:"targetId,omitempty"`
-	LastUpdatedAt       *awstime.Time    `json:"lastUpdatedAt,omitempty"`
-	LifecycleEvents     []LifecycleEvent `json:"lifecycleEvents,omitempty"`
-	Status              *string          `json:"status,omitempty"`
-	ResourceType        *string          `json:"resourceType,omitempty"`
-	TargetVersionWeight *float64         `json:"targetVersionWeight,omitempty"`
+	DeploymentId        *string          `json:"deploymentId,omitzero"`
+	TargetId            *string          `json:"targetId,omitzero"`
+	LastUpdatedAt       *awstime.Time    `json:"lastUpdatedAt,omitzero"`
+	LifecycleEvents     []LifecycleEvent `json:"lifecycleEvents,omitzero"`
+	Status              *string          `json:"status,omitzero"`
+	ResourceType        *string          `json:"resourceType,omitzero"`
+	TargetVersionWeight *float64         `json:"targetVersionWeight,omitzero"`
 }
 
 // ContinueDeploymentInput is the ContinueDeploymentInput shape.
 type ContinueDeploymentInput struct {
-	DeploymentId       *string `json:"deploymentId,omitempty"`
-	DeploymentWaitType *string `json:"deploymentWaitType,omitempty"`
+	DeploymentId       *string `json:"deploymentId,omitzero"`
+	DeploymentWaitType *string `json:"deploymentWaitType,omitzero"`
 }
 
 // CreateApplicationInput is the CreateApplicationInput shape.
 type CreateApplicationInput struct {
-	ApplicationName *string `json:"applicationName,omitempty"`
-	ComputePlatform *string `json:"computePlatform,omitempty"`
-	Tags            []Tag   `json:"tags,omitempty"`
+	ApplicationName *string `json:"applicationName,omitzero"`
+	ComputePlatform *string `json:"computePlatform,omitzero"`
+	Tags            []Tag   `json:"tags,omitzero"`
 }
 
 // CreateApplicationOutput is the CreateApplicationOutput shape.
 type CreateApplicationOutput struct {
-	ApplicationId *string `json:"applicationId,omitempty"`
+	ApplicationId *string `json:"applicationId,omitzero"`
 }
 
 // CreateDeploymentConfigInput is the CreateDeploymentConfigInput shape.
 type CreateDeploymentConfigInput struct {
-	DeploymentConfigName *string               `json:"deploymentConfigName,omitempty"`
-	MinimumHealthyHosts  *MinimumHealthyHosts  `json:"minimumHealthyHosts,omitempty"`
-	TrafficRoutingConfig *TrafficRoutingConfig `json:"trafficRoutingConfig,omitempty"`
-	ComputePlatform      *string               `json:"computePlatform,omitempty"`
-	ZonalConfig          *ZonalConfig          `json:"zonalConfig,omitempty"`
+	DeploymentConfigName *string               `json:"deploymentConfigName,omitzero"`
+	MinimumHealthyHosts  *MinimumHealthyHosts  `json:"minimumHealthyHosts,omitzero"`
+	TrafficRoutingConfig *TrafficRoutingConfig `json:"trafficRoutingConfig,omitzero"`
+	ComputePlatform      *string               `json:"computePlatform,omitzero"`
+	ZonalConfig          *ZonalConfig          `json:"zonalConfig,omitzero"`
 }
 
 // CreateDeploymentConfigOutput is the CreateDeploymentConfigOutput shape.
 type CreateDeploymentConfigOutput struct {
-	DeploymentConfigId *string `json:"deploymentConfigId,omitempty"`
+	DeploymentConfigId *string `json:"deploymentConfigId,omitzero"`
 }
 
 // CreateDeploymentGroupInput is the CreateDeploymentGroupInput shape.
 type CreateDeploymentGroupInput struct {
-	ApplicationName                  *string                           `json:"applicationName,omitempty"`
-	DeploymentGroupName              *string                           `json:"deploymentGroupName,omitempty"`
-	DeploymentConfigName             *string                           `json:"deploymentConfigName,omitempty"`
-	Ec2TagFilters                    []EC2TagFilter                    `json:"ec2TagFilters,omitempty"`
-	OnPremisesInstanceTagFilters     []TagFilter                       `json:"onPremisesInstanceTagFilters,omitempty"`
-	AutoScalingGroups                []string                          `json:"autoScalingGroups,omitempty"`
-	ServiceRoleArn                   *string                           `json:"serviceRoleArn,omitempty"`
-	TriggerConfigurations            []TriggerConfig                   `json:"triggerConfigurations,omitempty"`
-	AlarmConfiguration               *AlarmConfiguration               `json:"alarmConfiguration,omitempty"`
-	AutoRollbackConfiguration        *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitempty"`
-	OutdatedInstancesStrategy        *string                           `json:"outdatedInstancesStrategy,omitempty"`
-	DeploymentStyle                  *DeploymentStyle                  `json:"deploymentStyle,omitempty"`
-	BlueGreenDeploymentConfiguration *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitempty"`
-	LoadBalancerInfo                 *LoadBalancerInfo                 `json:"loadBalancerInfo,omitempty"`
-	Ec2TagSet                        *EC2TagSet                        `json:"ec2TagSet,omitempty"`
-	EcsServices                      []ECSService                      `json:"ecsServices,omitempty"`
-	OnPremisesTagSet                 *OnPremisesTagSet                 `json:"onPremisesTagSet,omitempty"`
-	Tags                             []Tag                             `json:"tags,omitempty"`
-	TerminationHookEnabled           *bool                             `json:"terminationHookEnabled,omitempty"`
+	ApplicationName                  *string                           `json:"applicationName,omitzero"`
+	DeploymentGroupName              *string                           `json:"deploymentGroupName,omitzero"`
+	DeploymentConfigName             *string                           `json:"deploymentConfigName,omitzero"`
+	Ec2TagFilters                    []EC2TagFilter                    `json:"ec2TagFilters,omitzero"`
+	OnPremisesInstanceTagFilters     []TagFilter                       `json:"onPremisesInstanceTagFilters,omitzero"`
+	AutoScalingGroups                []string                          `json:"autoScalingGroups,omitzero"`
+	ServiceRoleArn                   *string                           `json:"serviceRoleArn,omitzero"`
+	TriggerConfigurations            []TriggerConfig                   `json:"triggerConfigurations,omitzero"`
+	AlarmConfiguration               *AlarmConfiguration               `json:"alarmConfiguration,omitzero"`
+	AutoRollbackConfiguration        *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitzero"`
+	OutdatedInstancesStrategy        *string                           `json:"outdatedInstancesStrategy,omitzero"`
+	DeploymentStyle                  *DeploymentStyle                  `json:"deploymentStyle,omitzero"`
+	BlueGreenDeploymentConfiguration *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitzero"`
+	LoadBalancerInfo                 *LoadBalancerInfo                 `json:"loadBalancerInfo,omitzero"`
+	Ec2TagSet                        *EC2TagSet                        `json:"ec2TagSet,omitzero"`
+	EcsServices                      []ECSService                      `json:"ecsServices,omitzero"`
+	OnPremisesTagSet                 *OnPremisesTagSet                 `json:"onPremisesTagSet,omitzero"`
+	Tags                             []Tag                             `json:"tags,omitzero"`
+	TerminationHookEnabled           *bool                             `json:"terminationHookEnabled,omitzero"`
 }
 
 // CreateDeploymentGroupOutput is the CreateDeploymentGroupOutput shape.
 type CreateDeploymentGroupOutput struct {
-	DeploymentGroupId *string `json:"deploymentGroupId,omitempty"`
+	DeploymentGroupId *string `json:"deploymentGroupId,omitzero"`
 }
 
 // CreateDeploymentInput is the CreateDeploymentInput shape.
 type CreateDeploymentInput struct {
-	ApplicationName               *string                    `json:"applicationName,omitempty"`
-	DeploymentGroupName           *string                    `json:"deploymentGroupName,omitempty"`
-	Revision                      *RevisionLocation          `json:"revision,omitempty"`
-	DeploymentConfigName          *string                    `json:"deploymentConfigName,omitempty"`
-	Description                   *string                    `json:"description,omitempty"`
-	IgnoreApplicationStopFailures *bool                      `json:"ignoreApplicationStopFailures,omitempty"`
-	TargetInstances               *TargetInstances           `json:"targetInstances,omitempty"`
-	AutoRollbackConfiguration     *AutoRollbackConfiguration `json:"autoRollbackConfiguration,omitempty"`
-	UpdateOutdatedInstancesOnly   *bool                      `json:"updateOutdatedInstancesOnly,omitempty"`
-	FileExistsBehavior            *string                    `json:"fileExistsBehavior,omitempty"`
-	OverrideAlarmConfiguration    *AlarmConfiguration        `json:"overrideAlarmConfiguration,omitempty"`
+	ApplicationName               *string                    `json:"applicationName,omitzero"`
+	DeploymentGroupName           *string                    `json:"deploymentGroupName,omitzero"`
+	Revision                      *RevisionLocation          `json:"revision,omitzero"`
+	DeploymentConfigName          *string                    `json:"deploymentConfigName,omitzero"`
+	Description                   *string                    `json:"description,omitzero"`
+	IgnoreApplicationStopFailures *bool                      `json:"ignoreApplicationStopFailures,omitzero"`
+	TargetInstances               *TargetInstances           `json:"targetInstances,omitzero"`
+	AutoRollbackConfiguration     *AutoRollbackConfiguration `json:"autoRollbackConfiguration,omitzero"`
+	UpdateOutdatedInstancesOnly   *bool                      `json:"updateOutdatedInstancesOnly,omitzero"`
+	FileExistsBehavior            *string                    `json:"fileExistsBehavior,omitzero"`
+	OverrideAlarmConfiguration    *AlarmConfiguration        `json:"overrideAlarmConfiguration,omitzero"`
 }
 
 // CreateDeploymentOutput is the CreateDeploymentOutput shape.
 type CreateDeploymentOutput struct {
-	DeploymentId *string `json:"deploymentId,omitempty"`
+	DeploymentId *string `json:"deploymentId,omitzero"`
 }
 
 // DeleteApplicationInput is the DeleteApplicationInput shape.
 type DeleteApplicationInput struct {
-	ApplicationName *string `json:"applicationName,omitempty"`
+	ApplicationName *string `json:"applicationName,omitzero"`
 }
 
 // DeleteDeploymentConfigInput is the DeleteDeploymentConfigInput shape.
 type DeleteDeploymentConfigInput struct {
-	DeploymentConfigName *string `json:"deploymentConfigName,omitempty"`
+	DeploymentConfigName *string `json:"deploymentConfigName,omitzero"`
 }
 
 // DeleteDeploymentGroupInput is the DeleteDeploymentGroupInput shape.
 type DeleteDeploymentGroupInput struct {
-	ApplicationName     *string `json:"applicationName,omitempty"`
-	DeploymentGroupName *string `json:"deploymentGroupName,omitempty"`
+	ApplicationName     *string `json:"applicationName,omitzero"`
+	DeploymentGroupName *string `json:"deploymentGroupName,omitzero"`
 }
 
 // DeleteDeploymentGroupOutput is the DeleteDeploymentGroupOutput shape.
 type DeleteDeploymentGroupOutput struct {
-	HooksNotCleanedUp []AutoScalingGroup `json:"hooksNotCleanedUp,omitempty"`
+	HooksNotCleanedUp []AutoScalingGroup `json:"hooksNotCleanedUp,omitzero"`
 }
 
 // DeleteGitHubAccountTokenInput is the DeleteGitHubAccountTokenInput shape.
 type DeleteGitHubAccountTokenInput struct {
-	TokenName *string `json:"tokenName,omitempty"`
+	TokenName *string `json:"tokenName,omitzero"`
 }
 
 // DeleteGitHubAccountTokenOutput is the DeleteGitHubAccountTokenOutput shape.
 type DeleteGitHubAccountTokenOutput struct {
-	TokenName *string `json:"tokenName,omitempty"`
+	TokenName *string `json:"tokenName,omitzero"`
 }
 
 // DeleteResourcesByExternalIdInput is the DeleteResourcesByExternalIdInput shape.
 type DeleteResourcesByExternalIdInput struct {
-	ExternalId *string `json:"externalId,omitempty"`
+	ExternalId *string `json:"externalId,omitzero"`
 }
 
 // DeleteResourcesByExternalIdOutput is the DeleteResourcesByExternalIdOutput shape.
@@ -337,13 +337,13 @@ type DeploymentConfigInUseException struct {
 
 // DeploymentConfigInfo is the DeploymentConfigInfo shape.
 type DeploymentConfigInfo struct {
-	DeploymentConfigId   *string               `json:"deploymentConfigId,omitempty"`
-	DeploymentConfigName *string               `json:"deploymentConfigName,omitempty"`
-	MinimumHealthyHosts  *MinimumHealthyHosts  `json:"minimumHealthyHosts,omitempty"`
-	CreateTime           *awstime.Time         `json:"createTime,omitempty"`
-	ComputePlatform      *string               `json:"computePlatform,omitempty"`
-	TrafficRoutingConfig *TrafficRoutingConfig `json:"trafficRoutingConfig,omitempty"`
-	ZonalConfig          *ZonalConfig          `json:"zonalConfig,omitempty"`
+	DeploymentConfigId   *string               `json:"deploymentConfigId,omitzero"`
+	DeploymentConfigName *string               `json:"deploymentConfigName,omitzero"`
+	MinimumHealthyHosts  *MinimumHealthyHosts  `json:"minimumHealthyHosts,omitzero"`
+	CreateTime           *awstime.Time         `json:"createTime,omitzero"`
+	ComputePlatform      *string               `json:"computePlatform,omitzero"`
+	TrafficRoutingConfig *TrafficRoutingConfig `json:"trafficRoutingConfig,omitzero"`
+	ZonalConfig          *ZonalConfig          `json:"zonalConfig,omitzero"`
 }
 
 // DeploymentConfigLimitExceededException is the DeploymentConfigLimitExceededException shape.
@@ -368,29 +368,29 @@ type DeploymentGroupDoesNotExistException struct {
 
 // DeploymentGroupInfo is the DeploymentGroupInfo shape.
 type DeploymentGroupInfo struct {
-	ApplicationName                  *string                           `json:"applicationName,omitempty"`
-	DeploymentGroupId                *string                           `json:"deploymentGroupId,omitempty"`
-	DeploymentGroupName              *string                           `json:"deploymentGroupName,omitempty"`
-	DeploymentConfigName             *string                           `json:"deploymentConfigName,omitempty"`
-	Ec2TagFilters                    []EC2TagFilter                    `json:"ec2TagFilters,omitempty"`
-	OnPremisesInstanceTagFilters     []TagFilter                       `json:"onPremisesInstanceTagFilters,omitempty"`
-	AutoScalingGroups                []AutoScalingGroup                `json:"autoScalingGroups,omitempty"`
-	ServiceRoleArn                   *string                           `json:"serviceRoleArn,omitempty"`
-	TargetRevision                   *RevisionLocation                 `json:"targetRevision,omitempty"`
-	TriggerConfigurations            []TriggerConfig                   `json:"triggerConfigurations,omitempty"`
-	AlarmConfiguration               *AlarmConfiguration               `json:"alarmConfiguration,omitempty"`
-	AutoRollbackConfiguration        *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitempty"`
-	DeploymentStyle                  *DeploymentStyle                  `json:"deploymentStyle,omitempty"`
-	OutdatedInstancesStrategy        *string                           `json:"outdatedInstancesStrategy,omitempty"`
-	BlueGreenDeploymentConfiguration *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitempty"`
-	LoadBalancerInfo                 *LoadBalancerInfo                 `json:"loadBalancerInfo,omitempty"`
-	LastSuccessfulDeployment         *LastDeploymentInfo               `json:"lastSuccessfulDeployment,omitempty"`
-	LastAttemptedDeployment          *LastDeploymentInfo               `json:"lastAttemptedDeployment,omitempty"`
-	Ec2TagSet                        *EC2TagSet                        `json:"ec2TagSet,omitempty"`
-	OnPremisesTagSet                 *OnPremisesTagSet                 `json:"onPremisesTagSet,omitempty"`
-	ComputePlatform                  *string                           `json:"computePlatform,omitempty"`
-	EcsServices                      []ECSService                      `json:"ecsServices,omitempty"`
-	TerminationHookEnabled           *bool                             `json:"terminationHookEnabled,omitempty"`
+	ApplicationName                  *string                           `json:"applicationName,omitzero"`
+	DeploymentGroupId                *string                           `json:"deploymentGroupId,omitzero"`
+	DeploymentGroupName              *string                           `json:"deploymentGroupName,omitzero"`
+	DeploymentConfigName             *string                           `json:"deploymentConfigName,omitzero"`
+	Ec2TagFilters                    []EC2TagFilter                    `json:"ec2TagFilters,omitzero"`
+	OnPremisesInstanceTagFilters     []TagFilter                       `json:"onPremisesInstanceTagFilters,omitzero"`
+	AutoScalingGroups                []AutoScalingGroup                `json:"autoScalingGroups,omitzero"`
+	ServiceRoleArn                   *string                           `json:"serviceRoleArn,omitzero"`
+	TargetRevision                   *RevisionLocation                 `json:"targetRevision,omitzero"`
+	TriggerConfigurations            []TriggerConfig                   `json:"triggerConfigurations,omitzero"`
+	AlarmConfiguration               *AlarmConfiguration               `json:"alarmConfiguration,omitzero"`
+	AutoRollbackConfiguration        *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitzero"`
+	DeploymentStyle                  *DeploymentStyle                  `json:"deploymentStyle,omitzero"`
+	OutdatedInstancesStrategy        *string                           `json:"outdatedInstancesStrategy,omitzero"`
+	BlueGreenDeploymentConfiguration *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitzero"`
+	LoadBalancerInfo                 *LoadBalancerInfo                 `json:"loadBalancerInfo,omitzero"`
+	LastSuccessfulDeployment         *LastDeploymentInfo               `json:"lastSuccessfulDeployment,omitzero"`
+	LastAttemptedDeployment          *LastDeploymentInfo               `json:"lastAttemptedDeployment,omitzero"`
+	Ec2TagSet                        *EC2TagSet                        `json:"ec2TagSet,omitzero"`
+	OnPremisesTagSet                 *OnPremisesTagSet                 `json:"onPremisesTagSet,omitzero"`
+	ComputePlatform                  *string                           `json:"computePlatform,omitzero"`
+	EcsServices                      []ECSService                      `json:"ecsServices,omitzero"`
+	TerminationHookEnabled           *bool                             `json:"terminationHookEnabled,omitzero"`
 }
 
 // DeploymentGroupLimitExceededException is the DeploymentGroupLimitExceededException shape.
@@ -407,37 +407,37 @@ type DeploymentIdRequiredException struct {
 
 // DeploymentInfo is the DeploymentInfo shape.
 type DeploymentInfo struct {
-	ApplicationName                    *string                           `json:"applicationName,omitempty"`
-	DeploymentGroupName                *string                           `json:"deploymentGroupName,omitempty"`
-	DeploymentConfigName               *string                           `json:"deploymentConfigName,omitempty"`
-	DeploymentId                       *string                           `json:"deploymentId,omitempty"`
-	PreviousRevision                   *RevisionLocation                 `json:"previousRevision,omitempty"`
-	Revision                           *RevisionLocation                 `json:"revision,omitempty"`
-	Status                             *string                           `json:"status,omitempty"`
-	ErrorInformation                   *ErrorInformation                 `json:"errorInformation,omitempty"`
-	CreateTime                         *awstime.Time                     `json:"createTime,omitempty"`
-	StartTime                          *awstime.Time                     `json:"startTime,omitempty"`
-	CompleteTime                       *awstime.Time                     `json:"completeTime,omitempty"`
-	DeploymentOverview                 *DeploymentOverview               `json:"deploymentOverview,omitempty"`
-	Description                        *string                           `json:"description,omitempty"`
-	Creator                            *string                           `json:"creator,omitempty"`
-	IgnoreApplicationStopFailures      *bool                             `json:"ignoreApplicationStopFailures,omitempty"`
-	AutoRollbackConfiguration          *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitempty"`
-	UpdateOutdatedInstancesOnly        *bool                             `json:"updateOutdatedInstancesOnly,omitempty"`
-	RollbackInfo                       *RollbackInfo                     `json:"rollbackInfo,omitempty"`
-	DeploymentStyle                    *DeploymentStyle                  `json:"deploymentStyle,omitempty"`
-	TargetInstances                    *TargetInstances                  `json:"targetInstances,omitempty"`
-	InstanceTerminationWaitTimeStarted *bool                             `json:"instanceTerminationWaitTimeStarted,omitempty"`
-	BlueGreenDeploymentConfiguration   *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitempty"`
-	LoadBalancerInfo                   *LoadBalancerInfo                 `json:"loadBalancerInfo,omitempty"`
+	ApplicationName                    *string                           `json:"applicationName,omitzero"`
+	DeploymentGroupName                *string                           `json:"deploymentGroupName,omitzero"`
+	DeploymentConfigName               *string                           `json:"deploymentConfigName,omitzero"`
+	DeploymentId                       *string                           `json:"deploymentId,omitzero"`
+	PreviousRevision                   *RevisionLocation                 `json:"previousRevision,omitzero"`
+	Revision                           *RevisionLocation                 `json:"revision,omitzero"`
+	Status                             *string                           `json:"status,omitzero"`
+	ErrorInformation                   *ErrorInformation                 `json:"errorInformation,omitzero"`
+	CreateTime                         *awstime.Time                     `json:"createTime,omitzero"`
+	StartTime                          *awstime.Time                     `json:"startTime,omitzero"`
+	CompleteTime                       *awstime.Time                     `json:"completeTime,omitzero"`
+	DeploymentOverview                 *DeploymentOverview               `json:"deploymentOverview,omitzero"`
+	Description                        *string                           `json:"description,omitzero"`
+	Creator                            *string                           `json:"creator,omitzero"`
+	IgnoreApplicationStopFailures      *bool                             `json:"ignoreApplicationStopFailures,omitzero"`
+	AutoRollbackConfiguration          *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitzero"`
+	UpdateOutdatedInstancesOnly        *bool                             `json:"updateOutdatedInstancesOnly,omitzero"`
+	RollbackInfo                       *RollbackInfo                     `json:"rollbackInfo,omitzero"`
+	DeploymentStyle                    *DeploymentStyle                  `json:"deploymentStyle,omitzero"`
+	TargetInstances                    *TargetInstances                  `json:"targetInstances,omitzero"`
+	InstanceTerminationWaitTimeStarted *bool                             `json:"instanceTerminationWaitTimeStarted,omitzero"`
+	BlueGreenDeploymentConfiguration   *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitzero"`
+	LoadBalancerInfo                   *LoadBalancerInfo                 `json:"loadBalancerInfo,omitzero"`
 	// Deprecated: AdditionalDeploymentStatusInfo is deprecated, use DeploymentStatusMessageList instead.
-	AdditionalDeploymentStatusInfo *string             `json:"additionalDeploymentStatusInfo,omitempty"`
-	FileExistsBehavior             *string             `json:"fileExistsBehavior,omitempty"`
-	DeploymentStatusMessages       []string            `json:"deploymentStatusMessages,omitempty"`
-	ComputePlatform                *string             `json:"computePlatform,omitempty"`
-	ExternalId                     *string             `json:"externalId,omitempty"`
-	RelatedDeployments             *RelatedDeployments `json:"relatedDeployments,omitempty"`
-	OverrideAlarmConfiguration     *AlarmConfiguration `json:"overrideAlarmConfiguration,omitempty"`
+	AdditionalDeploymentStatusInfo *string             `json:"additionalDeploymentStatusInfo,omitzero"`
+	FileExistsBehavior             *string             `json:"fileExistsBehavior,omitzero"`
+	DeploymentStatusMessages       []string            `json:"deploymentStatusMessages,omitzero"`
+	ComputePlatform                *string             `json:"computePlatform,omitzero"`
+	ExternalId                     *string             `json:"externalId,omitzero"`
+	RelatedDeployments             *RelatedDeployments `json:"relatedDeployments,omitzero"`
+	OverrideAlarmConfiguration     *AlarmConfiguration `json:"overrideAlarmConfiguration,omitzero"`
 }
 
 // DeploymentIsNotInReadyStateException is the DeploymentIsNotInReadyStateException shape.
@@ -454,33 +454,33 @@ type DeploymentNotStartedException struct {
 
 // DeploymentOverview is the DeploymentOverview shape.
 type DeploymentOverview struct {
-	Pending    *int64 `json:"Pending,omitempty"`
-	InProgress *int64 `json:"InProgress,omitempty"`
-	Succeeded  *int64 `json:"Succeeded,omitempty"`
-	Failed     *int64 `json:"Failed,omitempty"`
-	Skipped    *int64 `json:"Skipped,omitempty"`
-	Ready      *int64 `json:"Ready,omitempty"`
+	Pending    *int64 `json:"Pending,omitzero"`
+	InProgress *int64 `json:"InProgress,omitzero"`
+	Succeeded  *int64 `json:"Succeeded,omitzero"`
+	Failed     *int64 `json:"Failed,omitzero"`
+	Skipped    *int64 `json:"Skipped,omitzero"`
+	Ready      *int64 `json:"Ready,omitzero"`
 }
 
 // DeploymentReadyOption is the DeploymentReadyOption shape.
 type DeploymentReadyOption struct {
-	ActionOnTimeout   *string `json:"actionOnTimeout,omitempty"`
-	WaitTimeInMinutes *int32  `json:"waitTimeInMinutes,omitempty"`
+	ActionOnTimeout   *string `json:"actionOnTimeout,omitzero"`
+	WaitTimeInMinutes *int32  `json:"waitTimeInMinutes,omitzero"`
 }
 
 // DeploymentStyle is the DeploymentStyle shape.
 type DeploymentStyle struct {
-	DeploymentType   *string `json:"deploymentType,omitempty"`
-	DeploymentOption *string `json:"deploymentOption,omitempty"`
+	DeploymentType   *string `json:"deploymentType,omitzero"`
+	DeploymentOption *string `json:"deploymentOption,omitzero"`
 }
 
 // DeploymentTarget is the DeploymentTarget shape.
 type DeploymentTarget struct {
-	DeploymentTargetType *string               `json:"deploymentTargetType,omitempty"`
-	InstanceTarget       *InstanceTarget       `json:"instanceTarget,omitempty"`
-	LambdaTarget         *LambdaTarget         `json:"lambdaTarget,omitempty"`
-	EcsTarget            *ECSTarget            `json:"ecsTarget,omitempty"`
-	CloudFormationTarget *CloudFormationTarget `json:"cloudFormationTarget,omitempty"`
+	DeploymentTargetType *string               `json:"deploymentTargetType,omitzero"`
+	InstanceTarget       *InstanceTarget       `json:"instanceTarget,omitzero"`
+	LambdaTarget         *LambdaTarget         `json:"lambdaTarget,omitzero"`
+	EcsTarget            *ECSTarget            `json:"ecsTarget,omitzero"`
+	CloudFormationTarget *CloudFormationTarget `json:"cloudFormationTarget,omitzero"`
 }
 
 // DeploymentTargetDoesNotExistException is the DeploymentTargetDoesNotExistException shape.
@@ -497,7 +497,7 @@ type DeploymentTargetListSizeExceededException struct {
 
 // DeregisterOnPremisesInstanceInput is the DeregisterOnPremisesInstanceInput shape.
 type DeregisterOnPremisesInstanceInput struct {
-	InstanceName *string `json:"instanceName,omitempty"`
+	InstanceName *string `json:"instanceName,omitzero"`
 }
 
 // DescriptionTooLongException is the DescriptionTooLongException shape.
@@ -506,28 +506,28 @@ type DescriptionTooLongException struct {
 
 // Diagnostics is the Diagnostics shape.
 type Diagnostics struct {
-	ErrorCode  *string `json:"errorCode,omitempty"`
-	ScriptName *string `json:"scriptName,omitempty"`
-	Message    *string `json:"message,omitempty"`
-	LogTail    *string `json:"logTail,omitempty"`
+	ErrorCode  *string `json:"errorCode,omitzero"`
+	ScriptName *string `json:"scriptName,omitzero"`
+	Message    *string `json:"message,omitzero"`
+	LogTail    *string `json:"logTail,omitzero"`
 }
 
 // EC2TagFilter is the EC2TagFilter shape.
 type EC2TagFilter struct {
-	Key   *string `json:"Key,omitempty"`
-	Value *string `json:"Value,omitempty"`
-	Type  *string `json:"Type,omitempty"`
+	Key   *string `json:"Key,omitzero"`
+	Value *string `json:"Value,omitzero"`
+	Type  *string `json:"Type,omitzero"`
 }
 
 // EC2TagSet is the EC2TagSet shape.
 type EC2TagSet struct {
-	Ec2TagSetList [][]EC2TagFilter `json:"ec2TagSetList,omitempty"`
+	Ec2TagSetList [][]EC2TagFilter `json:"ec2TagSetList,omitzero"`
 }
 
 // ECSService is the ECSService shape.
 type ECSService struct {
-	ServiceName *string `json:"serviceName,omitempty"`
-	ClusterName *string `json:"clusterName,omitempty"`
+	ServiceName *string `json:"serviceName,omitzero"`
+	ClusterName *string `json:"clusterName,omitzero"`
 }
 
 // ECSServiceMappingLimitExceededException is the ECSServiceMappingLimitExceededException shape.
@@ -536,132 +536,132 @@ type ECSServiceMappingLimitExceededException struct {
 
 // ECSTarget is the ECSTarget shape.
 type ECSTarget struct {
-	DeploymentId    *string          `json:"deploymentId,omitempty"`
-	TargetId        *string          `json:"targetId,omitempty"`
-	TargetArn       *string          `json:"targetArn,omitempty"`
-	LastUpdatedAt   *awstime.Time    `json:"lastUpdatedAt,omitempty"`
-	LifecycleEvents []LifecycleEvent `json:"lifecycleEvents,omitempty"`
-	Status          *string          `json:"status,omitempty"`
-	TaskSetsInfo    []ECSTaskSet     `json:"taskSetsInfo,omitempty"`
+	DeploymentId    *string          `json:"deploymentId,omitzero"`
+	TargetId        *string          `json:"targetId,omitzero"`
+	TargetArn       *string          `json:"targetArn,omitzero"`
+	LastUpdatedAt   *awstime.Time    `json:"lastUpdatedAt,omitzero"`
+	LifecycleEvents []LifecycleEvent `json:"lifecycleEvents,omitzero"`
+	Status          *string          `json:"status,omitzero"`
+	TaskSetsInfo    []ECSTaskSet     `json:"taskSetsInfo,omitzero"`
 }
 
 // ECSTaskSet is the ECSTaskSet shape.
 type ECSTaskSet struct {
-	Identifer     *string          `json:"identifer,omitempty"`
-	DesiredCount  *int64           `json:"desiredCount,omitempty"`
-	PendingCount  *int64           `json:"pendingCount,omitempty"`
-	RunningCount  *int64           `json:"runningCount,omitempty"`
-	Status        *string          `json:"status,omitempty"`
-	TrafficWeight *float64         `json:"trafficWeight,omitempty"`
-	TargetGroup   *TargetGroupInfo `json:"targetGroup,omitempty"`
-	TaskSetLabel  *string          `json:"taskSetLabel,omitempty"`
+	Identifer     *string          `json:"identifer,omitzero"`
+	DesiredCount  *int64           `json:"desiredCount,omitzero"`
+	PendingCount  *int64           `json:"pendingCount,omitzero"`
+	RunningCount  *int64           `json:"runningCount,omitzero"`
+	Status        *string          `json:"status,omitzero"`
+	TrafficWeight *float64         `json:"trafficWeight,omitzero"`
+	TargetGroup   *TargetGroupInfo `json:"targetGroup,omitzero"`
+	TaskSetLabel  *string          `json:"taskSetLabel,omitzero"`
 }
 
 // ELBInfo is the ELBInfo shape.
 type ELBInfo struct {
-	Name *string `json:"name,omitempty"`
+	Name *string `json:"name,omitzero"`
 }
 
 // ErrorInformation is the ErrorInformation shape.
 type ErrorInformation struct {
-	Code    *string `json:"code,omitempty"`
-	Message *string `json:"message,omitempty"`
+	Code    *string `json:"code,omitzero"`
+	Message *string `json:"message,omitzero"`
 }
 
 // GenericRevisionInfo is the GenericRevisionInfo shape.
 type GenericRevisionInfo struct {
-	Description      *string       `json:"description,omitempty"`
-	DeploymentGroups []string      `json:"deploymentGroups,omitempty"`
-	FirstUsedTime    *awstime.Time `json:"firstUsedTime,omitempty"`
-	LastUsedTime     *awstime.Time `json:"lastUsedTime,omitempty"`
-	RegisterTime     *awstime.Time `json:"registerTime,omitempty"`
+	Description      *string       `json:"description,omitzero"`
+	DeploymentGroups []string      `json:"deploymentGroups,omitzero"`
+	FirstUsedTime    *awstime.Time `json:"firstUsedTime,omitzero"`
+	LastUsedTime     *awstime.Time `json:"lastUsedTime,omitzero"`
+	RegisterTime     *awstime.Time `json:"registerTime,omitzero"`
 }
 
 // GetApplicationInput is the GetApplicationInput shape.
 type GetApplicationInput struct {
-	ApplicationName *string `json:"applicationName,omitempty"`
+	ApplicationName *string `json:"applicationName,omitzero"`
 }
 
 // GetApplicationOutput is the GetApplicationOutput shape.
 type GetApplicationOutput struct {
-	Application *ApplicationInfo `json:"application,omitempty"`
+	Application *ApplicationInfo `json:"application,omitzero"`
 }
 
 // GetApplicationRevisionInput is the GetApplicationRevisionInput shape.
 type GetApplicationRevisionInput struct {
-	ApplicationName *string           `json:"applicationName,omitempty"`
-	Revision        *RevisionLocation `json:"revision,omitempty"`
+	ApplicationName *string           `json:"applicationName,omitzero"`
+	Revision        *RevisionLocation `json:"revision,omitzero"`
 }
 
 // GetApplicationRevisionOutput is the GetApplicationRevisionOutput shape.
 type GetApplicationRevisionOutput struct {
-	ApplicationName *string              `json:"applicationName,omitempty"`
-	Revision        *RevisionLocation    `json:"revision,omitempty"`
-	RevisionInfo    *GenericRevisionInfo `json:"revisionInfo,omitempty"`
+	ApplicationName *string              `json:"applicationName,omitzero"`
+	Revision        *RevisionLocation    `json:"revision,omitzero"`
+	RevisionInfo    *GenericRevisionInfo `json:"revisionInfo,omitzero"`
 }
 
 // GetDeploymentConfigInput is the GetDeploymentConfigInput shape.
 type GetDeploymentConfigInput struct {
-	DeploymentConfigName *string `json:"deploymentConfigName,omitempty"`
+	DeploymentConfigName *string `json:"deploymentConfigName,omitzero"`
 }
 
 // GetDeploymentConfigOutput is the GetDeploymentConfigOutput shape.
 type GetDeploymentConfigOutput struct {
-	DeploymentConfigInfo *DeploymentConfigInfo `json:"deploymentConfigInfo,omitempty"`
+	DeploymentConfigInfo *DeploymentConfigInfo `json:"deploymentConfigInfo,omitzero"`
 }
 
 // GetDeploymentGroupInput is the GetDeploymentGroupInput shape.
 type GetDeploymentGroupInput struct {
-	ApplicationName     *string `json:"applicationName,omitempty"`
-	DeploymentGroupName *string `json:"deploymentGroupName,omitempty"`
+	ApplicationName     *string `json:"applicationName,omitzero"`
+	DeploymentGroupName *string `json:"deploymentGroupName,omitzero"`
 }
 
 // GetDeploymentGroupOutput is the GetDeploymentGroupOutput shape.
 type GetDeploymentGroupOutput struct {
-	DeploymentGroupInfo *DeploymentGroupInfo `json:"deploymentGroupInfo,omitempty"`
+	DeploymentGroupInfo *DeploymentGroupInfo `json:"deploymentGroupInfo,omitzero"`
 }
 
 // GetDeploymentInput is the GetDeploymentInput shape.
 type GetDeploymentInput struct {
-	DeploymentId *string `json:"deploymentId,omitempty"`
+	DeploymentId *string `json:"deploymentId,omitzero"`
 }
 
 // GetDeploymentInstanceInput is the GetDeploymentInstanceInput shape.
 type GetDeploymentInstanceInput struct {
-	DeploymentId *string `json:"deploymentId,omitempty"`
-	InstanceId   *string `json:"instanceId,omitempty"`
+	DeploymentId *string `json:"deploymentId,omitzero"`
+	InstanceId   *string `json:"instanceId,omitzero"`
 }
 
 // GetDeploymentInstanceOutput is the GetDeploymentInstanceOutput shape.
 type GetDeploymentInstanceOutput struct {
 	// Deprecated: InstanceSummary is deprecated, use DeploymentTarget instead.
-	InstanceSummary *InstanceSummary `json:"instanceSummary,omitempty"`
+	InstanceSummary *InstanceSummary `json:"instanceSummary,omitzero"`
 }
 
 // GetDeploymentOutput is the GetDeploymentOutput shape.
 type GetDeploymentOutput struct {
-	DeploymentInfo *DeploymentInfo `json:"deploymentInfo,omitempty"`
+	DeploymentInfo *DeploymentInfo `json:"deploymentInfo,omitzero"`
 }
 
 // GetDeploymentTargetInput is the GetDeploymentTargetInput shape.
 type GetDeploymentTargetInput struct {
-	DeploymentId *string `json:"deploymentId,omitempty"`
-	TargetId     *string `json:"targetId,omitempty"`
+	DeploymentId *string `json:"deploymentId,omitzero"`
+	TargetId     *string `json:"targetId,omitzero"`
 }
 
 // GetDeploymentTargetOutput is the GetDeploymentTargetOutput shape.
 type GetDeploymentTargetOutput struct {
-	DeploymentTarget *DeploymentTarget `json:"deploymentTarget,omitempty"`
+	DeploymentTarget *DeploymentTarget `json:"deploymentTarget,omitzero"`
 }
 
 // GetOnPremisesInstanceInput is the GetOnPremisesInstanceInput shape.
 type GetOnPremisesInstanceInput struct {
-	InstanceName *string `json:"instanceName,omitempty"`
+	InstanceName *string `json:"instanceName,omitzero"`
 }
 
 // GetOnPremisesInstanceOutput is the GetOnPremisesInstanceOutput shape.
 type GetOnPremisesInstanceOutput struct {
-	InstanceInfo *InstanceInfo `json:"instanceInfo,omitempty"`
+	InstanceInfo *InstanceInfo `json:"instanceInfo,omitzero"`
 }
 
 // GitHubAccountTokenDoesNotExistException is the GitHubAccountTokenDoesNotExistException shape.
@@ -674,13 +674,13 @@ type GitHubAccountTokenNameRequiredException struct {
 
 // GitHubLocation is the GitHubLocation shape.
 type GitHubLocation struct {
-	Repository *string `json:"repository,omitempty"`
-	CommitId   *string `json:"commitId,omitempty"`
+	Repository *string `json:"repository,omitzero"`
+	CommitId   *string `json:"commitId,omitzero"`
 }
 
 // GreenFleetProvisioningOption is the GreenFleetProvisioningOption shape.
 type GreenFleetProvisioningOption struct {
-	Action *string `json:"action,omitempty"`
+	Action *string `json:"action,omitzero"`
 }
 
 // IamArnRequiredException is the IamArnRequiredException shape.
@@ -713,13 +713,13 @@ type InstanceIdRequiredException struct {
 
 // InstanceInfo is the InstanceInfo shape.
 type InstanceInfo struct {
-	InstanceName   *string       `json:"instanceName,omitempty"`
-	IamSessionArn  *string       `json:"iamSessionArn,omitempty"`
-	IamUserArn     *string       `json:"iamUserArn,omitempty"`
-	InstanceArn    *string       `json:"instanceArn,omitempty"`
-	RegisterTime   *awstime.Time `json:"registerTime,omitempty"`
-	DeregisterTime *awstime.Time `json:"deregisterTime,omitempty"`
-	Tags           []Tag         `json:"tags,omitempty"`
+	InstanceName   *string       `json:"instanceName,omitzero"`
+	IamSessionArn  *string       `json:"iamSessionArn,omitzero"`
+	IamUserArn     *string       `json:"iamUserArn,omitzero"`
+	InstanceArn    *string       `json:"instanceArn,omitzero"`
+	RegisterTime   *awstime.Time `json:"registerTime,omitzero"`
+	DeregisterTime *awstime.Time `json:"deregisterTime,omitzero"`
+	Tags           []Tag         `json:"tags,omitzero"`
 }
 
 // InstanceLimitExceededException is the InstanceLimitExceededException shape.
@@ -742,24 +742,24 @@ type InstanceNotRegisteredException struct {
 //
 // Deprecated: InstanceSummary is deprecated, use DeploymentTarget instead.
 type InstanceSummary struct {
-	DeploymentId *string `json:"deploymentId,omitempty"`
-	InstanceId   *string `json:"instanceId,omitempty"`
+	DeploymentId *string `json:"deploymentId,omitzero"`
+	InstanceId   *string `json:"instanceId,omitzero"`
 	// Deprecated: InstanceStatus is deprecated, use TargetStatus instead.
-	Status          *string          `json:"status,omitempty"`
-	LastUpdatedAt   *awstime.Time    `json:"lastUpdatedAt,omitempty"`
-	LifecycleEvents []LifecycleEvent `json:"lifecycleEvents,omitempty"`
-	InstanceType    *string          `json:"instanceType,omitempty"`
+	Status          *string          `json:"status,omitzero"`
+	LastUpdatedAt   *awstime.Time    `json:"lastUpdatedAt,omitzero"`
+	LifecycleEvents []LifecycleEvent `json:"lifecycleEvents,omitzero"`
+	InstanceType    *string          `json:"instanceType,omitzero"`
 }
 
 // InstanceTarget is the InstanceTarget shape.
 type InstanceTarget struct {
-	DeploymentId    *string          `json:"deploymentId,omitempty"`
-	TargetId        *string          `json:"targetId,omitempty"`
-	TargetArn       *string          `json:"targetArn,omitempty"`
-	Status          *string          `json:"status,omitempty"`
-	LastUpdatedAt   *awstime.Time    `json:"lastUpdatedAt,omitempty"`
-	LifecycleEvents []LifecycleEvent `json:"lifecycleEvents,omitempty"`
-	InstanceLabel   *string          `json:"instanceLabel,omitempty"`
+	DeploymentId    *string          `json:"deploymentId,omitzero"`
+	TargetId        *string          `json:"targetId,omitzero"`
+	TargetArn       *string          `json:"targetArn,omitzero"`
+	Status          *string          `json:"status,omitzero"`
+	LastUpdatedAt   *awstime.Time    `json:"lastUpdatedAt,omitzero"`
+	LifecycleEvents []LifecycleEvent `json:"lifecycleEvents,omitzero"`
+	InstanceLabel   *string          `json:"instanceLabel,omitzero"`
 }
 
 // InvalidAlarmConfigException is the InvalidAlarmConfigException shape.
@@ -992,39 +992,39 @@ type InvalidZonalDeploymentConfigurationException struct {
 
 // LambdaFunctionInfo is the LambdaFunctionInfo shape.
 type LambdaFunctionInfo struct {
-	FunctionName        *string  `json:"functionName,omitempty"`
-	FunctionAlias       *string  `json:"functionAlias,omitempty"`
-	CurrentVersion      *string  `json:"currentVersion,omitempty"`
-	TargetVersion       *string  `json:"targetVersion,omitempty"`
-	TargetVersionWeight *float64 `json:"targetVersionWeight,omitempty"`
+	FunctionName        *string  `json:"functionName,omitzero"`
+	FunctionAlias       *string  `json:"functionAlias,omitzero"`
+	CurrentVersion      *string  `json:"currentVersion,omitzero"`
+	TargetVersion       *string  `json:"targetVersion,omitzero"`
+	TargetVersionWeight *float64 `json:"targetVersionWeight,omitzero"`
 }
 
 // LambdaTarget is the LambdaTarget shape.
 type LambdaTarget struct {
-	DeploymentId       *string             `json:"deploymentId,omitempty"`
-	TargetId           *string             `json:"targetId,omitempty"`
-	TargetArn          *string             `json:"targetArn,omitempty"`
-	Status             *string             `json:"status,omitempty"`
-	LastUpdatedAt      *awstime.Time       `json:"lastUpdatedAt,omitempty"`
-	LifecycleEvents    []LifecycleEvent    `json:"lifecycleEvents,omitempty"`
-	LambdaFunctionInfo *LambdaFunctionInfo `json:"lambdaFunctionInfo,omitempty"`
+	DeploymentId       *string             `json:"deploymentId,omitzero"`
+	TargetId           *string             `json:"targetId,omitzero"`
+	TargetArn          *string             `json:"targetArn,omitzero"`
+	Status             *string             `json:"status,omitzero"`
+	LastUpdatedAt      *awstime.Time       `json:"lastUpdatedAt,omitzero"`
+	LifecycleEvents    []LifecycleEvent    `json:"lifecycleEvents,omitzero"`
+	LambdaFunctionInfo *LambdaFunctionInfo `json:"lambdaFunctionInfo,omitzero"`
 }
 
 // LastDeploymentInfo is the LastDeploymentInfo shape.
 type LastDeploymentInfo struct {
-	DeploymentId *string       `json:"deploymentId,omitempty"`
-	Status       *string       `json:"status,omitempty"`
-	EndTime      *awstime.Time `json:"endTime,omitempty"`
-	CreateTime   *awstime.Time `json:"createTime,omitempty"`
+	DeploymentId *string       `json:"deploymentId,omitzero"`
+	Status       *string       `json:"status,omitzero"`
+	EndTime      *awstime.Time `json:"endTime,omitzero"`
+	CreateTime   *awstime.Time `json:"createTime,omitzero"`
 }
 
 // LifecycleEvent is the LifecycleEvent shape.
 type LifecycleEvent struct {
-	LifecycleEventName *string       `json:"lifecycleEventName,omitempty"`
-	Diagnostics        *Diagnostics  `json:"diagnostics,omitempty"`
-	StartTime          *awstime.Time `json:"startTime,omitempty"`
-	EndTime            *awstime.Time `json:"endTime,omitempty"`
-	Status             *string       `json:"status,omitempty"`
+	LifecycleEventName *string       `json:"lifecycleEventName,omitzero"`
+	Diagnostics        *Diagnostics  `json:"diagnostics,omitzero"`
+	StartTime          *awstime.Time `json:"startTime,omitzero"`
+	EndTime            *awstime.Time `json:"endTime,omitzero"`
+	Status             *string       `json:"status,omitzero"`
 }
 
 // LifecycleEventAlreadyCompletedException is the LifecycleEventAlreadyCompletedException shape.
@@ -1037,152 +1037,152 @@ type LifecycleHookLimitExceededException struct {
 
 // ListApplicationRevisionsInput is the ListApplicationRevisionsInput shape.
 type ListApplicationRevisionsInput struct {
-	ApplicationName *string `json:"applicationName,omitempty"`
-	SortBy          *string `json:"sortBy,omitempty"`
-	SortOrder       *string `json:"sortOrder,omitempty"`
-	S3Bucket        *string `json:"s3Bucket,omitempty"`
-	S3KeyPrefix     *string `json:"s3KeyPrefix,omitempty"`
-	Deployed        *string `json:"deployed,omitempty"`
-	NextToken       *string `json:"nextToken,omitempty"`
+	ApplicationName *string `json:"applicationName,omitzero"`
+	SortBy          *string `json:"sortBy,omitzero"`
+	SortOrder       *string `json:"sortOrder,omitzero"`
+	S3Bucket        *string `json:"s3Bucket,omitzero"`
+	S3KeyPrefix     *string `json:"s3KeyPrefix,omitzero"`
+	Deployed        *string `json:"deployed,omitzero"`
+	NextToken       *string `json:"nextToken,omitzero"`
 }
 
 // ListApplicationRevisionsOutput is the ListApplicationRevisionsOutput shape.
 type ListApplicationRevisionsOutput struct {
-	Revisions []RevisionLocation `json:"revisions,omitempty"`
-	NextToken *string            `json:"nextToken,omitempty"`
+	Revisions []RevisionLocation `json:"revisions,omitzero"`
+	NextToken *string            `json:"nextToken,omitzero"`
 }
 
 // ListApplicationsInput is the ListApplicationsInput shape.
 type ListApplicationsInput struct {
-	NextToken *string `json:"nextToken,omitempty"`
+	NextToken *string `json:"nextToken,omitzero"`
 }
 
 // ListApplicationsOutput is the ListApplicationsOutput shape.
 type ListApplicationsOutput struct {
-	Applications []string `json:"applications,omitempty"`
-	NextToken    *string  `json:"nextToken,omitempty"`
+	Applications []string `json:"applications,omitzero"`
+	NextToken    *string  `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentConfigsInput is the ListDeploymentConfigsInput shape.
 type ListDeploymentConfigsInput struct {
-	NextToken *string `json:"nextToken,omitempty"`
+	NextToken *string `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentConfigsOutput is the ListDeploymentConfigsOutput shape.
 type ListDeploymentConfigsOutput struct {
-	DeploymentConfigsList []string `json:"deploymentConfigsList,omitempty"`
-	NextToken             *string  `json:"nextToken,omitempty"`
+	DeploymentConfigsList []string `json:"deploymentConfigsList,omitzero"`
+	NextToken             *string  `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentGroupsInput is the ListDeploymentGroupsInput shape.
 type ListDeploymentGroupsInput struct {
-	ApplicationName *string `json:"applicationName,omitempty"`
-	NextToken       *string `json:"nextToken,omitempty"`
+	ApplicationName *string `json:"applicationName,omitzero"`
+	NextToken       *string `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentGroupsOutput is the ListDeploymentGroupsOutput shape.
 type ListDeploymentGroupsOutput struct {
-	ApplicationName  *string  `json:"applicationName,omitempty"`
-	DeploymentGroups []string `json:"deploymentGroups,omitempty"`
-	NextToken        *string  `json:"nextToken,omitempty"`
+	ApplicationName  *string  `json:"applicationName,omitzero"`
+	DeploymentGroups []string `json:"deploymentGroups,omitzero"`
+	NextToken        *string  `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentInstancesInput is the ListDeploymentInstancesInput shape.
 type ListDeploymentInstancesInput struct {
-	DeploymentId         *string  `json:"deploymentId,omitempty"`
-	NextToken            *string  `json:"nextToken,omitempty"`
-	InstanceStatusFilter []string `json:"instanceStatusFilter,omitempty"`
-	InstanceTypeFilter   []string `json:"instanceTypeFilter,omitempty"`
+	DeploymentId         *string  `json:"deploymentId,omitzero"`
+	NextToken            *string  `json:"nextToken,omitzero"`
+	InstanceStatusFilter []string `json:"instanceStatusFilter,omitzero"`
+	InstanceTypeFilter   []string `json:"instanceTypeFilter,omitzero"`
 }
 
 // ListDeploymentInstancesOutput is the ListDeploymentInstancesOutput shape.
 type ListDeploymentInstancesOutput struct {
-	InstancesList []string `json:"instancesList,omitempty"`
-	NextToken     *string  `json:"nextToken,omitempty"`
+	InstancesList []string `json:"instancesList,omitzero"`
+	NextToken     *string  `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentTargetsInput is the ListDeploymentTargetsInput shape.
 type ListDeploymentTargetsInput struct {
-	DeploymentId  *string             `json:"deploymentId,omitempty"`
-	NextToken     *string             `json:"nextToken,omitempty"`
-	TargetFilters map[string][]string `json:"targetFilters,omitempty"`
+	DeploymentId  *string             `json:"deploymentId,omitzero"`
+	NextToken     *string             `json:"nextToken,omitzero"`
+	TargetFilters map[string][]string `json:"targetFilters,omitzero"`
 }
 
 // ListDeploymentTargetsOutput is the ListDeploymentTargetsOutput shape.
 type ListDeploymentTargetsOutput struct {
-	TargetIds []string `json:"targetIds,omitempty"`
-	NextToken *string  `json:"nextToken,omitempty"`
+	TargetIds []string `json:"targetIds,omitzero"`
+	NextToken *string  `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentsInput is the ListDeploymentsInput shape.
 type ListDeploymentsInput struct {
-	ApplicationName     *string    `json:"applicationName,omitempty"`
-	DeploymentGroupName *string    `json:"deploymentGroupName,omitempty"`
-	ExternalId          *string    `json:"externalId,omitempty"`
-	IncludeOnlyStatuses []string   `json:"includeOnlyStatuses,omitempty"`
-	CreateTimeRange     *TimeRange `json:"createTimeRange,omitempty"`
-	NextToken           *string    `json:"nextToken,omitempty"`
+	ApplicationName     *string    `json:"applicationName,omitzero"`
+	DeploymentGroupName *string    `json:"deploymentGroupName,omitzero"`
+	ExternalId          *string    `json:"externalId,omitzero"`
+	IncludeOnlyStatuses []string   `json:"includeOnlyStatuses,omitzero"`
+	CreateTimeRange     *TimeRange `json:"createTimeRange,omitzero"`
+	NextToken           *string    `json:"nextToken,omitzero"`
 }
 
 // ListDeploymentsOutput is the ListDeploymentsOutput shape.
 type ListDeploymentsOutput struct {
-	Deployments []string `json:"deployments,omitempty"`
-	NextToken   *string  `json:"nextToken,omitempty"`
+	Deployments []string `json:"deployments,omitzero"`
+	NextToken   *string  `json:"nextToken,omitzero"`
 }
 
 // ListGitHubAccountTokenNamesInput is the ListGitHubAccountTokenNamesInput shape.
 type ListGitHubAccountTokenNamesInput struct {
-	NextToken *string `json:"nextToken,omitempty"`
+	NextToken *string `json:"nextToken,omitzero"`
 }
 
 // ListGitHubAccountTokenNamesOutput is the ListGitHubAccountTokenNamesOutput shape.
 type ListGitHubAccountTokenNamesOutput struct {
-	TokenNameList []string `json:"tokenNameList,omitempty"`
-	NextToken     *string  `json:"nextToken,omitempty"`
+	TokenNameList []string `json:"tokenNameList,omitzero"`
+	NextToken     *string  `json:"nextToken,omitzero"`
 }
 
 // ListOnPremisesInstancesInput is the ListOnPremisesInstancesInput shape.
 type ListOnPremisesInstancesInput struct {
-	RegistrationStatus *string     `json:"registrationStatus,omitempty"`
-	TagFilters         []TagFilter `json:"tagFilters,omitempty"`
-	NextToken          *string     `json:"nextToken,omitempty"`
+	RegistrationStatus *string     `json:"registrationStatus,omitzero"`
+	TagFilters         []TagFilter `json:"tagFilters,omitzero"`
+	NextToken          *string     `json:"nextToken,omitzero"`
 }
 
 // ListOnPremisesInstancesOutput is the ListOnPremisesInstancesOutput shape.
 type ListOnPremisesInstancesOutput struct {
-	InstanceNames []string `json:"instanceNames,omitempty"`
-	NextToken     *string  `json:"nextToken,omitempty"`
+	InstanceNames []string `json:"instanceNames,omitzero"`
+	NextToken     *string  `json:"nextToken,omitzero"`
 }
 
 // ListTagsForResourceInput is the ListTagsForResourceInput shape.
 type ListTagsForResourceInput struct {
-	ResourceArn *string `json:"ResourceArn,omitempty"`
-	NextToken   *string `json:"NextToken,omitempty"`
+	ResourceArn *string `json:"ResourceArn,omitzero"`
+	NextToken   *string `json:"NextToken,omitzero"`
 }
 
 // ListTagsForResourceOutput is the ListTagsForResourceOutput shape.
 type ListTagsForResourceOutput struct {
-	Tags      []Tag   `json:"Tags,omitempty"`
-	NextToken *string `json:"NextToken,omitempty"`
+	Tags      []Tag   `json:"Tags,omitzero"`
+	NextToken *string `json:"NextToken,omitzero"`
 }
 
 // LoadBalancerInfo is the LoadBalancerInfo shape.
 type LoadBalancerInfo struct {
-	ElbInfoList             []ELBInfo             `json:"elbInfoList,omitempty"`
-	TargetGroupInfoList     []TargetGroupInfo     `json:"targetGroupInfoList,omitempty"`
-	TargetGroupPairInfoList []TargetGroupPairInfo `json:"targetGroupPairInfoList,omitempty"`
+	ElbInfoList             []ELBInfo             `json:"elbInfoList,omitzero"`
+	TargetGroupInfoList     []TargetGroupInfo     `json:"targetGroupInfoList,omitzero"`
+	TargetGroupPairInfoList []TargetGroupPairInfo `json:"targetGroupPairInfoList,omitzero"`
 }
 
 // MinimumHealthyHosts is the MinimumHealthyHosts shape.
 type MinimumHealthyHosts struct {
-	Type  *string `json:"type,omitempty"`
-	Value *int32  `json:"value,omitempty"`
+	Type  *string `json:"type,omitzero"`
+	Value *int32  `json:"value,omitzero"`
 }
 
 // MinimumHealthyHostsPerZone is the MinimumHealthyHostsPerZone shape.
 type MinimumHealthyHostsPerZone struct {
-	Type  *string `json:"type,omitempty"`
-	Value *int32  `json:"value,omitempty"`
+	Type  *string `json:"type,omitzero"`
+	Value *int32  `json:"value,omitzero"`
 }
 
 // MultipleIamArnsProvidedException is the MultipleIamArnsProvidedException shape.
@@ -1191,7 +1191,7 @@ type MultipleIamArnsProvidedException struct {
 
 // OnPremisesTagSet is the OnPremisesTagSet shape.
 type OnPremisesTagSet struct {
-	OnPremisesTagSetList [][]TagFilter `json:"onPremisesTagSetList,omitempty"`
+	OnPremisesTagSetList [][]TagFilter `json:"onPremisesTagSetList,omitzero"`
 }
 
 // OperationNotSupportedException is the OperationNotSupportedException shape.
@@ -1200,48 +1200,48 @@ type OperationNotSupportedException struct {
 
 // PutLifecycleEventHookExecutionStatusInput is the PutLifecycleEventHookExecutionStatusInput shape.
 type PutLifecycleEventHookExecutionStatusInput struct {
-	DeploymentId                  *string `json:"deploymentId,omitempty"`
-	LifecycleEventHookExecutionId *string `json:"lifecycleEventHookExecutionId,omitempty"`
-	Status                        *string `json:"status,omitempty"`
+	DeploymentId                  *string `json:"deploymentId,omitzero"`
+	LifecycleEventHookExecutionId *string `json:"lifecycleEventHookExecutionId,omitzero"`
+	Status                        *string `json:"status,omitzero"`
 }
 
 // PutLifecycleEventHookExecutionStatusOutput is the PutLifecycleEventHookExecutionStatusOutput shape.
 type PutLifecycleEventHookExecutionStatusOutput struct {
-	LifecycleEventHookExecutionId *string `json:"lifecycleEventHookExecutionId,omitempty"`
+	LifecycleEventHookExecutionId *string `json:"lifecycleEventHookExecutionId,omitzero"`
 }
 
 // RawString is the RawString shape.
 //
 // Deprecated: RawString and String revision type are deprecated, use AppSpecContent type instead.
 type RawString struct {
-	Content *string `json:"content,omitempty"`
-	Sha256  *string `json:"sha256,omitempty"`
+	Content *string `json:"content,omitzero"`
+	Sha256  *string `json:"sha256,omitzero"`
 }
 
 // RegisterApplicationRevisionInput is the RegisterApplicationRevisionInput shape.
 type RegisterApplicationRevisionInput struct {
-	ApplicationName *string           `json:"applicationName,omitempty"`
-	Description     *string           `json:"description,omitempty"`
-	Revision        *RevisionLocation `json:"revision,omitempty"`
+	ApplicationName *string           `json:"applicationName,omitzero"`
+	Description     *string           `json:"description,omitzero"`
+	Revision        *RevisionLocation `json:"revision,omitzero"`
 }
 
 // RegisterOnPremisesInstanceInput is the RegisterOnPremisesInstanceInput shape.
 type RegisterOnPremisesInstanceInput struct {
-	InstanceName  *string `json:"instanceName,omitempty"`
-	IamSessionArn *string `json:"iamSessionArn,omitempty"`
-	IamUserArn    *string `json:"iamUserArn,omitempty"`
+	InstanceName  *string `json:"instanceName,omitzero"`
+	IamSessionArn *string `json:"iamSessionArn,omitzero"`
+	IamUserArn    *string `json:"iamUserArn,omitzero"`
 }
 
 // RelatedDeployments is the RelatedDeployments shape.
 type RelatedDeployments struct {
-	AutoUpdateOutdatedInstancesRootDeploymentId *string  `json:"autoUpdateOutdatedInstancesRootDeploymentId,omitempty"`
-	AutoUpdateOutdatedInstancesDeploymentIds    []string `json:"autoUpdateOutdatedInstancesDeploymentIds,omitempty"`
+	AutoUpdateOutdatedInstancesRootDeploymentId *string  `json:"autoUpdateOutdatedInstancesRootDeploymentId,omitzero"`
+	AutoUpdateOutdatedInstancesDeploymentIds    []string `json:"autoUpdateOutdatedInstancesDeploymentIds,omitzero"`
 }
 
 // RemoveTagsFromOnPremisesInstancesInput is the RemoveTagsFromOnPremisesInstancesInput shape.
 type RemoveTagsFromOnPremisesInstancesInput struct {
-	Tags          []Tag    `json:"tags,omitempty"`
-	InstanceNames []string `json:"instanceNames,omitempty"`
+	Tags          []Tag    `json:"tags,omitzero"`
+	InstanceNames []string `json:"instanceNames,omitzero"`
 }
 
 // ResourceArnRequiredException is the ResourceArnRequiredException shape.
@@ -1258,18 +1258,18 @@ type RevisionDoesNotExistException struct {
 
 // RevisionInfo is the RevisionInfo shape.
 type RevisionInfo struct {
-	RevisionLocation    *RevisionLocation    `json:"revisionLocation,omitempty"`
-	GenericRevisionInfo *GenericRevisionInfo `json:"genericRevisionInfo,omitempty"`
+	RevisionLocation    *RevisionLocation    `json:"revisionLocation,omitzero"`
+	GenericRevisionInfo *GenericRevisionInfo `json:"genericRevisionInfo,omitzero"`
 }
 
 // RevisionLocation is the RevisionLocation shape.
 type RevisionLocation struct {
-	RevisionType   *string         `json:"revisionType,omitempty"`
-	S3Location     *S3Location     `json:"s3Location,omitempty"`
-	GitHubLocation *GitHubLocation `json:"gitHubLocation,omitempty"`
+	RevisionType   *string         `json:"revisionType,omitzero"`
+	S3Location     *S3Location     `json:"s3Location,omitzero"`
+	GitHubLocation *GitHubLocation `json:"gitHubLocation,omitzero"`
 	// Deprecated: RawString and String revision type are deprecated, use AppSpecContent type instead.
-	String         *RawString      `json:"string,omitempty"`
-	AppSpecContent *AppSpecContent `json:"appSpecContent,omitempty"`
+	String         *RawString      `json:"string,omitzero"`
+	AppSpecContent *AppSpecContent `json:"appSpecContent,omitzero"`
 }
 
 // RevisionRequiredException is the RevisionRequiredException shape.
@@ -1282,48 +1282,48 @@ type RoleRequiredException struct {
 
 // RollbackInfo is the RollbackInfo shape.
 type RollbackInfo struct {
-	RollbackDeploymentId           *string `json:"rollbackDeploymentId,omitempty"`
-	RollbackTriggeringDeploymentId *string `json:"rollbackTriggeringDeploymentId,omitempty"`
-	RollbackMessage                *string `json:"rollbackMessage,omitempty"`
+	RollbackDeploymentId           *string `json:"rollbackDeploymentId,omitzero"`
+	RollbackTriggeringDeploymentId *string `json:"rollbackTriggeringDeploymentId,omitzero"`
+	RollbackMessage                *string `json:"rollbackMessage,omitzero"`
 }
 
 // S3Location is the S3Location shape.
 type S3Location struct {
-	Bucket     *string `json:"bucket,omitempty"`
-	Key        *string `json:"key,omitempty"`
-	BundleType *string `json:"bundleType,omitempty"`
-	Version    *string `json:"version,omitempty"`
-	ETag       *string `json:"eTag,omitempty"`
+	Bucket     *string `json:"bucket,omitzero"`
+	Key        *string `json:"key,omitzero"`
+	BundleType *string `json:"bundleType,omitzero"`
+	Version    *string `json:"version,omitzero"`
+	ETag       *string `json:"eTag,omitzero"`
 }
 
 // SkipWaitTimeForInstanceTerminationInput is the SkipWaitTimeForInstanceTerminationInput shape.
 type SkipWaitTimeForInstanceTerminationInput struct {
-	DeploymentId *string `json:"deploymentId,omitempty"`
+	DeploymentId *string `json:"deploymentId,omitzero"`
 }
 
 // StopDeploymentInput is the StopDeploymentInput shape.
 type StopDeploymentInput struct {
-	DeploymentId        *string `json:"deploymentId,omitempty"`
-	AutoRollbackEnabled *bool   `json:"autoRollbackEnabled,omitempty"`
+	DeploymentId        *string `json:"deploymentId,omitzero"`
+	AutoRollbackEnabled *bool   `json:"autoRollbackEnabled,omitzero"`
 }
 
 // StopDeploymentOutput is the StopDeploymentOutput shape.
 type StopDeploymentOutput struct {
-	Status        *string `json:"status,omitempty"`
-	StatusMessage *string `json:"statusMessage,omitempty"`
+	Status        *string `json:"status,omitzero"`
+	StatusMessage *string `json:"statusMessage,omitzero"`
 }
 
 // Tag is the Tag shape.
 type Tag struct {
-	Key   *string `json:"Key,omitempty"`
-	Value *string `json:"Value,omitempty"`
+	Key   *string `json:"Key,omitzero"`
+	Value *string `json:"Value,omitzero"`
 }
 
 // TagFilter is the TagFilter shape.
 type TagFilter struct {
-	Key   *string `json:"Key,omitempty"`
-	Value *string `json:"Value,omitempty"`
-	Type  *string `json:"Type,omitempty"`
+	Key   *string `json:"Key,omitzero"`
+	Value *string `json:"Value,omitzero"`
+	Type  *string `json:"Type,omitzero"`
 }
 
 // TagLimitExceededException is the TagLimitExceededException shape.
@@ -1336,8 +1336,8 @@ type TagRequiredException struct {
 
 // TagResourceInput is the TagResourceInput shape.
 type TagResourceInput struct {
-	ResourceArn *string `json:"ResourceArn,omitempty"`
-	Tags        []Tag   `json:"Tags,omitempty"`
+	ResourceArn *string `json:"ResourceArn,omitzero"`
+	Tags        []Tag   `json:"Tags,omitzero"`
 }
 
 // TagResourceOutput is the TagResourceOutput shape.
@@ -1350,21 +1350,21 @@ type TagSetListLimitExceededException struct {
 
 // TargetGroupInfo is the TargetGroupInfo shape.
 type TargetGroupInfo struct {
-	Name *string `json:"name,omitempty"`
+	Name *string `json:"name,omitzero"`
 }
 
 // TargetGroupPairInfo is the TargetGroupPairInfo shape.
 type TargetGroupPairInfo struct {
-	TargetGroups     []TargetGroupInfo `json:"targetGroups,omitempty"`
-	ProdTrafficRoute *TrafficRoute     `json:"prodTrafficRoute,omitempty"`
-	TestTrafficRoute *TrafficRoute     `json:"testTrafficRoute,omitempty"`
+	TargetGroups     []TargetGroupInfo `json:"targetGroups,omitzero"`
+	ProdTrafficRoute *TrafficRoute     `json:"prodTrafficRoute,omitzero"`
+	TestTrafficRoute *TrafficRoute     `json:"testTrafficRoute,omitzero"`
 }
 
 // TargetInstances is the TargetInstances shape.
 type TargetInstances struct {
-	TagFilters        []EC2TagFilter `json:"tagFilters,omitempty"`
-	AutoScalingGroups []string       `json:"autoScalingGroups,omitempty"`
-	Ec2TagSet         *EC2TagSet     `json:"ec2TagSet,omitempty"`
+	TagFilters        []EC2TagFilter `json:"tagFilters,omitzero"`
+	AutoScalingGroups []string       `json:"autoScalingGroups,omitzero"`
+	Ec2TagSet         *EC2TagSet     `json:"ec2TagSet,omitzero"`
 }
 
 // ThrottlingException is the ThrottlingException shape.
@@ -1373,39 +1373,39 @@ type ThrottlingException struct {
 
 // TimeBasedCanary is the TimeBasedCanary shape.
 type TimeBasedCanary struct {
-	CanaryPercentage *int32 `json:"canaryPercentage,omitempty"`
-	CanaryInterval   *int32 `json:"canaryInterval,omitempty"`
+	CanaryPercentage *int32 `json:"canaryPercentage,omitzero"`
+	CanaryInterval   *int32 `json:"canaryInterval,omitzero"`
 }
 
 // TimeBasedLinear is the TimeBasedLinear shape.
 type TimeBasedLinear struct {
-	LinearPercentage *int32 `json:"linearPercentage,omitempty"`
-	LinearInterval   *int32 `json:"linearInterval,omitempty"`
+	LinearPercentage *int32 `json:"linearPercentage,omitzero"`
+	LinearInterval   *int32 `json:"linearInterval,omitzero"`
 }
 
 // TimeRange is the TimeRange shape.
 type TimeRange struct {
-	Start *awstime.Time `json:"start,omitempty"`
-	End   *awstime.Time `json:"end,omitempty"`
+	Start *awstime.Time `json:"start,omitzero"`
+	End   *awstime.Time `json:"end,omitzero"`
 }
 
 // TrafficRoute is the TrafficRoute shape.
 type TrafficRoute struct {
-	ListenerArns []string `json:"listenerArns,omitempty"`
+	ListenerArns []string `json:"listenerArns,omitzero"`
 }
 
 // TrafficRoutingConfig is the TrafficRoutingConfig shape.
 type TrafficRoutingConfig struct {
-	Type            *string          `json:"type,omitempty"`
-	TimeBasedCanary *TimeBasedCanary `json:"timeBasedCanary,omitempty"`
-	TimeBasedLinear *TimeBasedLinear `json:"timeBasedLinear,omitempty"`
+	Type            *string          `json:"type,omitzero"`
+	TimeBasedCanary *TimeBasedCanary `json:"timeBasedCanary,omitzero"`
+	TimeBasedLinear *TimeBasedLinear `json:"timeBasedLinear,omitzero"`
 }
 
 // TriggerConfig is the TriggerConfig shape.
 type TriggerConfig struct {
-	TriggerName      *string  `json:"triggerName,omitempty"`
-	TriggerTargetArn *string  `json:"triggerTargetArn,omitempty"`
-	TriggerEvents    []string `json:"triggerEvents,omitempty"`
+	TriggerName      *string  `json:"triggerName,omitzero"`
+	TriggerTargetArn *string  `json:"triggerTargetArn,omitzero"`
+	TriggerEvents    []string `json:"triggerEvents,omitzero"`
 }
 
 // TriggerTargetsLimitExceededException is the TriggerTargetsLimitExceededException shape.
@@ -1418,8 +1418,8 @@ type UnsupportedActionForDeploymentTypeException struct {
 
 // UntagResourceInput is the UntagResourceInput shape.
 type UntagResourceInput struct {
-	ResourceArn *string  `json:"ResourceArn,omitempty"`
-	TagKeys     []string `json:"TagKeys,omitempty"`
+	ResourceArn *string  `json:"ResourceArn,omitzero"`
+	TagKeys     []string `json:"TagKeys,omitzero"`
 }
 
 // UntagResourceOutput is the UntagResourceOutput shape.
@@ -1428,43 +1428,43 @@ type UntagResourceOutput struct {
 
 // UpdateApplicationInput is the UpdateApplicationInput shape.
 type UpdateApplicationInput struct {
-	ApplicationName    *string `json:"applicationName,omitempty"`
-	NewApplicationName *string `json:"newApplicationName,omitempty"`
+	ApplicationName    *string `json:"applicationName,omitzero"`
+	NewApplicationName *string `json:"newApplicationName,omitzero"`
 }
 
 // UpdateDeploymentGroupInput is the UpdateDeploymentGroupInput shape.
 type UpdateDeploymentGroupInput struct {
-	ApplicationName                  *string                           `json:"applicationName,omitempty"`
-	CurrentDeploymentGroupName       *string                           `json:"currentDeploymentGroupName,omitempty"`
-	NewDeploymentGroupName           *string                           `json:"newDeploymentGroupName,omitempty"`
-	DeploymentConfigName             *string                           `json:"deploymentConfigName,omitempty"`
-	Ec2TagFilters                    []EC2TagFilter                    `json:"ec2TagFilters,omitempty"`
-	OnPremisesInstanceTagFilters     []TagFilter                       `json:"onPremisesInstanceTagFilters,omitempty"`
-	AutoScalingGroups                []string                          `json:"autoScalingGroups,omitempty"`
-	ServiceRoleArn                   *string                           `json:"serviceRoleArn,omitempty"`
-	TriggerConfigurations            []TriggerConfig                   `json:"triggerConfigurations,omitempty"`
-	AlarmConfiguration               *AlarmConfiguration               `json:"alarmConfiguration,omitempty"`
-	AutoRollbackConfiguration        *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitempty"`
-	OutdatedInstancesStrategy        *string                           `json:"outdatedInstancesStrategy,omitempty"`
-	DeploymentStyle                  *DeploymentStyle                  `json:"deploymentStyle,omitempty"`
-	BlueGreenDeploymentConfiguration *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitempty"`
-	LoadBalancerInfo                 *LoadBalancerInfo                 `json:"loadBalancerInfo,omitempty"`
-	Ec2TagSet                        *EC2TagSet                        `json:"ec2TagSet,omitempty"`
-	EcsServices                      []ECSService                      `json:"ecsServices,omitempty"`
-	OnPremisesTagSet                 *OnPremisesTagSet                 `json:"onPremisesTagSet,omitempty"`
-	TerminationHookEnabled           *bool                             `json:"terminationHookEnabled,omitempty"`
+	ApplicationName                  *string                           `json:"applicationName,omitzero"`
+	CurrentDeploymentGroupName       *string                           `json:"currentDeploymentGroupName,omitzero"`
+	NewDeploymentGroupName           *string                           `json:"newDeploymentGroupName,omitzero"`
+	DeploymentConfigName             *string                           `json:"deploymentConfigName,omitzero"`
+	Ec2TagFilters                    []EC2TagFilter                    `json:"ec2TagFilters,omitzero"`
+	OnPremisesInstanceTagFilters     []TagFilter                       `json:"onPremisesInstanceTagFilters,omitzero"`
+	AutoScalingGroups                []string                          `json:"autoScalingGroups,omitzero"`
+	ServiceRoleArn                   *string                           `json:"serviceRoleArn,omitzero"`
+	TriggerConfigurations            []TriggerConfig                   `json:"triggerConfigurations,omitzero"`
+	AlarmConfiguration               *AlarmConfiguration               `json:"alarmConfiguration,omitzero"`
+	AutoRollbackConfiguration        *AutoRollbackConfiguration        `json:"autoRollbackConfiguration,omitzero"`
+	OutdatedInstancesStrategy        *string                           `json:"outdatedInstancesStrategy,omitzero"`
+	DeploymentStyle                  *DeploymentStyle                  `json:"deploymentStyle,omitzero"`
+	BlueGreenDeploymentConfiguration *BlueGreenDeploymentConfiguration `json:"blueGreenDeploymentConfiguration,omitzero"`
+	LoadBalancerInfo                 *LoadBalancerInfo                 `json:"loadBalancerInfo,omitzero"`
+	Ec2TagSet                        *EC2TagSet                        `json:"ec2TagSet,omitzero"`
+	EcsServices                      []ECSService                      `json:"ecsServices,omitzero"`
+	OnPremisesTagSet                 *OnPremisesTagSet                 `json:"onPremisesTagSet,omitzero"`
+	TerminationHookEnabled           *bool                             `json:"terminationHookEnabled,omitzero"`
 }
 
 // UpdateDeploymentGroupOutput is the UpdateDeploymentGroupOutput shape.
 type UpdateDeploymentGroupOutput struct {
-	HooksNotCleanedUp []AutoScalingGroup `json:"hooksNotCleanedUp,omitempty"`
+	HooksNotCleanedUp []AutoScalingGroup `json:"hooksNotCleanedUp,omitzero"`
 }
 
 // ZonalConfig is the ZonalConfig shape.
 type ZonalConfig struct {
-	FirstZoneMonitorDurationInSeconds *int64                      `json:"firstZoneMonitorDurationInSeconds,omitempty"`
-	MonitorDurationInSeconds          *int64                      `json:"monitorDurationInSeconds,omitempty"`
-	MinimumHealthyHostsPerZone        *MinimumHealthyHostsPerZone `json:"minimumHealthyHostsPerZone,omitempty"`
+	FirstZoneMonitorDurationInSeconds *int64                      `json:"firstZoneMonitorDurationInSeconds,omitzero"`
+	MonitorDurationInSeconds          *int64                      `json:"monitorDurationInSeconds,omitzero"`
+	MinimumHealthyHostsPerZone        *MinimumHealthyHostsPerZone `json:"minimumHealthyHostsPerZone,omitzero"`
 }
 
 // Values of the ApplicationRevisionSortBy enum.

@@ -19,76 +19,76 @@ type ClientException struct {
 
 // DeploymentSpecification is the DeploymentSpecification shape.
 type DeploymentSpecification struct {
-	GenericEnvelope *Envelope `json:"GenericEnvelope,omitempty"`
-	VariantId       *string   `json:"VariantId,omitempty"`
-	VariantEnvelope *Envelope `json:"VariantEnvelope,omitempty"`
+	GenericEnvelope *Envelope `json:"GenericEnvelope,omitzero"`
+	VariantId       *string   `json:"VariantId,omitzero"`
+	VariantEnvelope *Envelope `json:"VariantEnvelope,omitzero"`
 }
 
 // Envelope is the Envelope shape.
 type Envelope struct {
-	Format  *string `json:"Format,omitempty"`
-	Payload *string `json:"Payload,omitempty"`
+	Format  *string `json:"Format,omitzero"`
+	Payload *string `json:"Payload,omitzero"`
 }
 
 // GetDeploymentSpecificationInput is the GetDeploymentSpecificationInput shape.
 type GetDeploymentSpecificationInput struct {
-	DeploymentExecutionId *string `json:"DeploymentExecutionId,omitempty"`
-	HostIdentifier        *string `json:"HostIdentifier,omitempty"`
+	DeploymentExecutionId *string `json:"DeploymentExecutionId,omitzero"`
+	HostIdentifier        *string `json:"HostIdentifier,omitzero"`
 }
 
 // GetDeploymentSpecificationOutput is the GetDeploymentSpecificationOutput shape.
 type GetDeploymentSpecificationOutput struct {
-	DeploymentSystem        *string                  `json:"DeploymentSystem,omitempty"`
-	DeploymentSpecification *DeploymentSpecification `json:"DeploymentSpecification,omitempty"`
+	DeploymentSystem        *string                  `json:"DeploymentSystem,omitzero"`
+	DeploymentSpecification *DeploymentSpecification `json:"DeploymentSpecification,omitzero"`
 }
 
 // HostCommandInstance is the HostCommandInstance shape.
 type HostCommandInstance struct {
-	HostCommandIdentifier *string `json:"HostCommandIdentifier,omitempty"`
-	HostIdentifier        *string `json:"HostIdentifier,omitempty"`
-	DeploymentExecutionId *string `json:"DeploymentExecutionId,omitempty"`
-	CommandName           *string `json:"CommandName,omitempty"`
-	Nonce                 *int64  `json:"Nonce,omitempty"`
+	HostCommandIdentifier *string `json:"HostCommandIdentifier,omitzero"`
+	HostIdentifier        *string `json:"HostIdentifier,omitzero"`
+	DeploymentExecutionId *string `json:"DeploymentExecutionId,omitzero"`
+	CommandName           *string `json:"CommandName,omitzero"`
+	Nonce                 *int64  `json:"Nonce,omitzero"`
 }
 
 // PollHostCommandInput is the PollHostCommandInput shape.
 type PollHostCommandInput struct {
-	HostIdentifier *string `json:"HostIdentifier,omitempty"`
+	HostIdentifier *string `json:"HostIdentifier,omitzero"`
 }
 
 // PollHostCommandOutput is the PollHostCommandOutput shape.
 type PollHostCommandOutput struct {
-	HostCommand *HostCommandInstance `json:"HostCommand,omitempty"`
+	HostCommand *HostCommandInstance `json:"HostCommand,omitzero"`
 }
 
 // PostHostCommandUpdateInput is the PostHostCommandUpdateInput shape.
 type PostHostCommandUpdateInput struct {
-	HostCommandIdentifier   *string       `json:"HostCommandIdentifier,omitempty"`
-	EstimatedCompletionTime *awstime.Time `json:"EstimatedCompletionTime,omitempty"`
-	Diagnostics             *Envelope     `json:"Diagnostics,omitempty"`
+	HostCommandIdentifier   *string       `json:"HostCommandIdentifier,omitzero"`
+	EstimatedCompletionTime *awstime.Time `json:"EstimatedCompletionTime,omitzero"`
+	Diagnostics             *Envelope     `json:"Diagnostics,omitzero"`
 }
 
 // PostHostCommandUpdateOutput is the PostHostCommandUpdateOutput shape.
 type PostHostCommandUpdateOutput struct {
-	CommandStatus *string `json:"CommandStatus,omitempty"`
+	CommandStatus *string `json:"CommandStatus,omitzero"`
 }
 
 // PutHostCommandAcknowledgementInput is the PutHostCommandAcknowledgementInput shape.
 type PutHostCommandAcknowledgementInput struct {
-	HostCommandIdentifier *string   `json:"HostCommandIdentifier,omitempty"`
-	Diagnostics           *Envelope `json:"Diagnostics,omitempty"`
+	HostCommandIdentifier *string   `json:"HostCommandIdentifier,omitzero"`
+	Diagnostics           *Envelope `json:"Diagnostics,omitzero"`
 }
 
 // PutHostCommandAcknowledgementOutput is the PutHostCommandAcknowledgementOutput shape.
 type PutHostCommandAcknowledgementOutput struct {
-	CommandStatus *string `json:"CommandStatus,omitempty"`
+	CommandStatus *string `json:"CommandStatus,omitzero"`
 }
 
 // PutHostCommandCompleteInput is the PutHostCommandCompleteInput shape.
 type PutHostCommandCompleteInput struct {
-	HostCommandIdentifier *string   `json:"HostCommandIdentifier,omitempty"`
-	CommandStatus         *string   `json:"CommandStatus,omitempty"`
-	Diagnostics           *Envelope `json:"Diagnostics,omitempty"`
+	HostCommandIdentifier *string   `json:"HostCommandIdentifier,omitzero"`
+	CommandStatus         *string   `json:"CommandStatus,omitzero"`
+	Diagnostics           *Envelope `json:"Diagnostics,omitzero"`
 }
 
 // ServerException is the ServerException shape.

@@ -475,7 +475,10 @@ func (g *generator) emitStructs(shapes []string) {
 			case target.Deprecated:
 				g.p("%s", deprecation(target.DeprecatedMessage))
 			}
-			g.p("%s %s `json:%q`", fieldName(mn), g.goType(r.Shape, false), mn+",omitempty")
+			// omitzero, not omitempty: an absent (nil) member is left out,
+			// but a list or map the server set to empty is sent as [] or {},
+			// as AWS does (clients index into list results).
+			g.p("%s %s `json:%q`", fieldName(mn), g.goType(r.Shape, false), mn+",omitzero")
 		}
 		g.p("}")
 	}
