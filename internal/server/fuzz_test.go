@@ -7,13 +7,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/model/modelcheck"
+	"github.com/cutoverhq/cutover/internal/model/modeltest"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -107,102 +106,14 @@ func FuzzServe(f *testing.F) {
 }
 
 // minimalInput builds the smallest body that passes the model's validation
-// for op by repairing whatever violation the generated dispatcher reports
-// (the approach of internal/model/codedeploy's own tests).
+// for op.
 func minimalInput(op string) ([]byte, error) {
-	errStub := errors.New("stub")
-	stub := cd.Unimplemented{Err: func(string) error { return errStub }}
-	doc := map[string]any{}
-	for range 100 {
-		body, err := json.Marshal(doc)
-		if err != nil {
-			return nil, err
-		}
-		_, err = cd.Dispatch(context.Background(), stub, op, body)
+	return modeltest.MinimalInput(reflect.TypeOf(cd.NewInput(op)), func(body []byte) *modelcheck.Violation {
+		_, err := cd.Dispatch(context.Background(), cd.Unimplemented{Err: func(string) error { return nil }}, op, body)
 		var vf *modelcheck.ValidationFailure
-		if !errors.As(err, &vf) {
-			return body, nil
+		if errors.As(err, &vf) {
+			return &vf.Violation
 		}
-		if err := repair(doc, reflect.TypeOf(cd.NewInput(op)), vf.Violation); err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-	}
-	return nil, fmt.Errorf("%s: no valid input found", op)
-}
-
-func repair(doc map[string]any, typ reflect.Type, v modelcheck.Violation) error {
-	parts := strings.Split(v.Path, ".")
-	for i, p := range parts {
-		for typ.Kind() == reflect.Pointer {
-			typ = typ.Elem()
-		}
-		f, ok := fieldByTag(typ, p)
-		if !ok {
-			return fmt.Errorf("cannot follow path %s", v.Path)
-		}
-		typ = f.Type
-		if i < len(parts)-1 {
-			next, ok := doc[p].(map[string]any)
-			if !ok {
-				return fmt.Errorf("path %s is not an object", v.Path)
-			}
-			doc = next
-			continue
-		}
-		val, err := fix(typ, v)
-		if err != nil {
-			return err
-		}
-		doc[p] = val
-	}
-	return nil
-}
-
-func fieldByTag(typ reflect.Type, name string) (reflect.StructField, bool) {
-	for i := range typ.NumField() {
-		f := typ.Field(i)
-		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
-}
-
-func fix(typ reflect.Type, v modelcheck.Violation) (any, error) {
-	limit := func() int {
-		n, _ := strconv.Atoi(v.Message[strings.LastIndexByte(v.Message, ' ')+1:])
-		return n
-	}
-	switch v.Kind {
-	case modelcheck.Enum:
-		set := v.Message[strings.LastIndexByte(v.Message, '[')+1 : len(v.Message)-1]
-		first, _, _ := strings.Cut(set, ", ")
-		return first, nil
-	case modelcheck.Length:
-		return strings.Repeat("a", limit()), nil
-	case modelcheck.Range:
-		return limit(), nil
-	case modelcheck.Required:
-		if typ.Kind() == reflect.Pointer {
-			typ = typ.Elem()
-		}
-		switch typ.Kind() {
-		case reflect.String:
-			return "a", nil
-		case reflect.Slice:
-			return []any{}, nil
-		case reflect.Map:
-			return map[string]any{}, nil
-		case reflect.Bool:
-			return false, nil
-		case reflect.Int32, reflect.Int64, reflect.Float64:
-			return 1, nil
-		case reflect.Struct:
-			if typ.Name() == "Time" {
-				return 1446744188.711, nil
-			}
-			return map[string]any{}, nil
-		}
-	}
-	return nil, fmt.Errorf("cannot repair %+v", v)
+		return nil
+	})
 }
