@@ -128,8 +128,8 @@ type live struct {
 	id    string
 	inbox chan *request
 	done  chan struct{} // closed once the loop has retired
-	rec   *Record // owned by the loop; readers take snap
-	snap  []byte  // last committed JSON, guarded by Runner.mu
+	rec   *Record       // owned by the loop; readers take snap
+	snap  []byte        // last committed JSON, guarded by Runner.mu
 }
 
 // request is an event for a live deployment and its reply.

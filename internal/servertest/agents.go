@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -51,6 +52,11 @@ func StartS3(t testing.TB, bucket string) *S3 {
 		Region: "us-east-1", BaseEndpoint: aws.String(u), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider("s3key", "s3secret", ""),
 	})
+	_, err = c.PutBucketVersioning(context.Background(), &s3.PutBucketVersioningInput{Bucket: &bucket,
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}})
+	if err != nil {
+		t.Fatalf("enable versioning: %v", err)
+	}
 	return &S3{URL: u, Client: c}
 }
 
@@ -164,7 +170,7 @@ func (e *Env) SetupGroup(t testing.TB, app, group, config, key, value string, mu
 	}
 	in := &codedeploy.CreateDeploymentGroupInput{
 		ApplicationName: &app, DeploymentGroupName: &group,
-		ServiceRoleArn: aws.String("arn:aws:iam::000000000000:role/cutover"),
+		ServiceRoleArn:               aws.String("arn:aws:iam::000000000000:role/cutover"),
 		OnPremisesInstanceTagFilters: []cdtypes.TagFilter{{Key: &key, Value: &value, Type: cdtypes.TagFilterTypeKeyAndValue}},
 	}
 	if config != "" {
