@@ -255,11 +255,12 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 
 // insert writes a new deployment with its indexes and group lock.
 func (r *Runner) insert(ctx context.Context, tx store.Tx, rec *Record) error {
-	b, err := jsonMarshal(rec)
-	if err != nil {
+	if _, err := tx.Get(ctx, kindDeployment, rec.ID); err == nil {
+		return fmt.Errorf("deployment %s: %w", rec.ID, store.ErrExists)
+	} else if !isNotFound(err) {
 		return err
 	}
-	if err := tx.Insert(ctx, kindDeployment, rec.ID, b); err != nil {
+	if err := saveRecord(ctx, tx, rec, func(*engine.Instance) bool { return true }); err != nil {
 		return err
 	}
 	if err := tx.Put(ctx, kindGroupLock, rec.GroupID, []byte(rec.ID)); err != nil {

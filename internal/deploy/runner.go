@@ -34,6 +34,7 @@ const (
 	kindFleet      = "fleet"      // scope/app/group -> Fleet
 	kindMember     = "tgmember"   // target group -> []traffic.Backend (desired)
 	kindInstRev    = "instrev"    // scope/groupID/instance -> revision key last deployed
+	kindTarget     = "dtarget"    // id/<position> -> engine.Instance (a deployment's targets)
 )
 
 // Record is a deployment as stored.
@@ -128,14 +129,15 @@ type live struct {
 	id    string
 	inbox chan *request
 	done  chan struct{} // closed once the loop has retired
-	rec   *Record       // owned by the loop; readers take snap
-	snap  []byte        // last committed JSON, guarded by Runner.mu
+	rec   *Record       // owned by the loop; readers ask it for a snapshot
 }
 
 // request is an event for a live deployment and its reply.
 type request struct {
 	ev    any
 	reply chan error
+	// read asks for a copy of the committed state instead of an event.
+	read chan []byte
 }
 
 // New returns a runner; Start loads and resumes active deployments.
@@ -209,6 +211,18 @@ func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("decode deployment %s: %w", id, err)
 	}
+	items, err := tx.Scan(ctx, kindTarget, id+"/", "", 0)
+	if err != nil {
+		return nil, err
+	}
+	rec.Engine.Instances = make([]*engine.Instance, 0, len(items))
+	for _, it := range items {
+		var in engine.Instance
+		if err := json.Unmarshal(it.Value, &in); err != nil {
+			return nil, fmt.Errorf("decode target %s: %w", it.Key, err)
+		}
+		rec.Engine.Instances = append(rec.Engine.Instances, &in)
+	}
 	return &rec, nil
 }
 
@@ -231,8 +245,7 @@ func loadMembers(ctx context.Context, tx store.Tx) (map[string][]traffic.Backend
 // resume starts the loop of an active deployment whose state is persisted,
 // re-queueing the commands it was waiting on.
 func (r *Runner) resume(rec *Record) {
-	snap, _ := json.Marshal(rec)
-	l := &live{id: rec.ID, inbox: make(chan *request, 64), done: make(chan struct{}), rec: rec, snap: snap}
+	l := &live{id: rec.ID, inbox: make(chan *request, 64), done: make(chan struct{}), rec: rec}
 	r.mu.Lock()
 	r.lives[rec.ID] = l
 	r.mu.Unlock()
@@ -352,36 +365,53 @@ func (r *Runner) loop(l *live) {
 // performs the decisions.
 func (r *Runner) apply(l *live, batch []*request) {
 	ctx := r.ctx
-	prev := l.snap
 	rec := l.rec
 	now := r.now()
 	var acts []engine.Action
+	var reads []*request
 	errs := make([]error, len(batch))
+	events := 0
 	for i, req := range batch {
+		if req.read != nil {
+			reads = append(reads, req)
+			continue
+		}
+		events++
 		a, err := engine.Step(rec.Engine, r.cfg.Engine, req.ev, now)
 		errs[i] = err
 		acts = append(acts, a...)
 	}
 	var post []func()
-	snap, err := r.commit(ctx, rec, acts, &post)
-	if err != nil {
-		// Nothing was written: go back to the committed state and report.
-		r.log.Error("commit deployment step", "deployment", l.id, "err", err)
-		var old Record
-		if json.Unmarshal(prev, &old) == nil {
-			l.rec = &old
-		}
-		for _, req := range batch {
-			if req.reply != nil {
-				req.reply <- fmt.Errorf("commit: %w", err)
+	if events > 0 {
+		if err := r.commit(ctx, rec, now, acts, &post); err != nil {
+			// Nothing was written: go back to the committed state and report.
+			r.log.Error("commit deployment step", "deployment", l.id, "err", err)
+			_ = r.cfg.Store.View(ctx, func(tx store.Tx) error {
+				old, lerr := loadRecord(ctx, tx, l.id)
+				if lerr == nil {
+					l.rec = old
+				}
+				return lerr
+			})
+			for _, req := range batch {
+				if req.reply != nil {
+					req.reply <- fmt.Errorf("commit: %w", err)
+				}
+				if req.read != nil {
+					req.read <- nil
+				}
 			}
+			return
 		}
-		return
+		r.reindex(rec)
 	}
-	r.mu.Lock()
-	l.snap = snap
-	r.mu.Unlock()
-	r.reindex(rec)
+	if len(reads) > 0 {
+		// Readers get the committed state, encoded once for all of them.
+		snap, _ := json.Marshal(rec)
+		for _, req := range reads {
+			req.read <- snap
+		}
+	}
 	for i, req := range batch {
 		if req.reply != nil {
 			req.reply <- errs[i]
@@ -404,6 +434,10 @@ func (r *Runner) retire(l *live) {
 	for {
 		select {
 		case req := <-l.inbox:
+			if req.read != nil {
+				req.read <- nil // the caller reads the store instead
+				continue
+			}
 			_, err := engine.Step(l.rec.Engine, r.cfg.Engine, req.ev, r.now())
 			if req.reply != nil {
 				req.reply <- err
@@ -414,15 +448,34 @@ func (r *Runner) retire(l *live) {
 	}
 }
 
-// snapshot returns the committed state of a live deployment, if live.
+// snapshot returns the committed state of a live deployment, if live. The
+// loop that owns the state encodes it between batches, so a reader never
+// sees a half-applied batch and the loop never encodes state nobody reads.
 func (r *Runner) snapshot(id string) (*Record, bool) {
 	r.mu.Lock()
 	l := r.lives[id]
-	var snap []byte
-	if l != nil {
-		snap = l.snap
-	}
 	r.mu.Unlock()
+	if l == nil {
+		return nil, false
+	}
+	req := &request{read: make(chan []byte, 1)}
+	select {
+	case l.inbox <- req:
+	case <-l.done:
+		return nil, false
+	case <-r.ctx.Done():
+		return nil, false
+	}
+	var snap []byte
+	select {
+	case snap = <-req.read:
+	case <-l.done:
+		select {
+		case snap = <-req.read:
+		default:
+		}
+	case <-r.ctx.Done():
+	}
 	if snap == nil {
 		return nil, false
 	}
@@ -436,8 +489,7 @@ func (r *Runner) snapshot(id string) (*Record, bool) {
 // commit persists the record and the side records its decisions imply, in
 // one transaction. post collects work to run after the commit (starting a
 // rollback's loop).
-func (r *Runner) commit(ctx context.Context, rec *Record, acts []engine.Action, post *[]func()) ([]byte, error) {
-	var snap []byte
+func (r *Runner) commit(ctx context.Context, rec *Record, now time.Time, acts []engine.Action, post *[]func()) error {
 	var rollback *Record
 	err := r.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		rollback = nil
@@ -462,19 +514,46 @@ func (r *Runner) commit(ctx context.Context, rec *Record, acts []engine.Action, 
 		if err := r.recordInstanceRevisions(ctx, tx, rec); err != nil {
 			return err
 		}
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		snap = b
-		return tx.Put(ctx, kindDeployment, rec.ID, b)
+		return saveRecord(ctx, tx, rec, func(in *engine.Instance) bool { return !in.LastUpdated.Before(now) })
 	})
 	if err == nil && rollback != nil {
 		rb := rollback
 		*post = append(*post, func() { r.startLive(rb) })
 	}
-	return snap, err
+	return err
 }
+
+// saveRecord writes a deployment: its header, and the targets for which
+// changed reports true. Targets are records of their own so that a step
+// touching a few instances of a large deployment writes only those.
+// The engine stamps LastUpdated on every instance it changes.
+func saveRecord(ctx context.Context, tx store.Tx, rec *Record, changed func(*engine.Instance) bool) error {
+	insts := rec.Engine.Instances
+	rec.Engine.Instances = nil
+	b, err := json.Marshal(rec)
+	rec.Engine.Instances = insts
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(ctx, kindDeployment, rec.ID, b); err != nil {
+		return err
+	}
+	for i, in := range insts {
+		if !changed(in) {
+			continue
+		}
+		ib, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, kindTarget, targetKey(rec.ID, i), ib); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func targetKey(id string, i int) string { return fmt.Sprintf("%s/%06d", id, i) }
 
 // startLive begins a committed, newly created deployment.
 func (r *Runner) startLive(rec *Record) { r.resume(rec) }

@@ -182,6 +182,9 @@ type Deployment struct {
 	RollbackOnFailure             bool       `json:"rollbackOnFailure,omitempty"`
 	RollbackOnStop                bool       `json:"rollbackOnStop,omitempty"`
 
+	// Instances are the targets. Every change Step makes to an instance
+	// sets its LastUpdated to the step's time: the runner persists only
+	// the instances changed by a step.
 	Instances []*Instance `json:"instances"`
 
 	M                 int       `json:"m"`
@@ -874,6 +877,7 @@ func (s *stepper) endPhase() {
 		var names []string
 		for _, in := range s.phaseInstances(PhaseBlock) {
 			in.Retired = true
+			in.LastUpdated = s.now
 			names = append(names, in.Name)
 		}
 		s.emit(Terminate{Instances: names, Stop: false})
@@ -882,6 +886,7 @@ func (s *stepper) endPhase() {
 		var names []string
 		for _, in := range s.phaseInstances(PhaseTerminate) {
 			in.Retired = true
+			in.LastUpdated = s.now
 			names = append(names, in.Name)
 			if in.Status == Failed {
 				s.message(fmt.Sprintf("ApplicationStop failed on original instance %s while terminating it", in.Name))

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,9 +44,21 @@ func newWorld(t *testing.T, d *Deployment) *world {
 func (w *world) step(ev any) error {
 	w.t.Helper()
 	w.now = w.now.Add(time.Millisecond)
+	before := make([]string, len(w.d.Instances))
+	for i, in := range w.d.Instances {
+		b, _ := json.Marshal(in)
+		before[i] = string(b)
+	}
 	acts, err := Step(w.d, testCfg, ev, w.now)
 	if err != nil {
 		return err
+	}
+	// The runner persists only instances stamped with the step's time.
+	for i, in := range w.d.Instances {
+		b, _ := json.Marshal(in)
+		if i < len(before) && string(b) != before[i] && !in.LastUpdated.Equal(w.now) {
+			w.t.Fatalf("%T changed instance %s without stamping LastUpdated", ev, in.Name)
+		}
 	}
 	for _, a := range acts {
 		switch a := a.(type) {
