@@ -63,7 +63,7 @@ var dialect = sqlkv.Dialect{
 
 // DB is a PostgreSQL-backed [store.Store]. It is safe for concurrent use.
 type DB struct {
-	db *sql.DB
+	db *sqlkv.Pool
 }
 
 var _ store.Store = (*DB)(nil)
@@ -84,7 +84,12 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if n > 0 {
 		slog.InfoContext(ctx, "store migrated", "backend", "postgres", "migrations", n)
 	}
-	return &DB{db: db}, nil
+	pool := &sqlkv.Pool{DB: db}
+	if err := pool.Prepare(ctx, &dialect); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	return &DB{db: pool}, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) (int, error) {

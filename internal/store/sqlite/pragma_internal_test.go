@@ -21,13 +21,13 @@ func TestPragmas(t *testing.T) {
 		pragma string
 		want   string
 	}{
-		{"writer", db.writer, "journal_mode", "wal"},
-		{"writer", db.writer, "synchronous", "2"}, // FULL
-		{"writer", db.writer, "busy_timeout", "10000"},
-		{"writer", db.writer, "query_only", "0"},
-		{"reader", db.reader, "journal_mode", "wal"},
-		{"reader", db.reader, "busy_timeout", "10000"},
-		{"reader", db.reader, "query_only", "1"},
+		{"writer", db.writer.DB, "journal_mode", "wal"},
+		{"writer", db.writer.DB, "synchronous", "2"}, // FULL
+		{"writer", db.writer.DB, "busy_timeout", "10000"},
+		{"writer", db.writer.DB, "query_only", "0"},
+		{"reader", db.reader.DB, "journal_mode", "wal"},
+		{"reader", db.reader.DB, "busy_timeout", "10000"},
+		{"reader", db.reader.DB, "query_only", "1"},
 	}
 	for _, tt := range tests {
 		var got string

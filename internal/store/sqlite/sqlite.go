@@ -55,8 +55,8 @@ var dialect = sqlkv.Dialect{
 // single writer connection is held by the outer one, so the inner would
 // wait forever.
 type DB struct {
-	writer *sql.DB
-	reader *sql.DB
+	writer *sqlkv.Pool
+	reader *sqlkv.Pool
 }
 
 var _ store.Store = (*DB)(nil)
@@ -103,7 +103,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &DB{writer: writer, reader: reader}, nil
+	db := &DB{writer: &sqlkv.Pool{DB: writer}, reader: &sqlkv.Pool{DB: reader}}
+	for _, p := range []*sqlkv.Pool{db.writer, db.reader} {
+		if err := p.Prepare(ctx, &dialect); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+	}
+	return db, nil
 }
 
 // dsn builds a file: URI, so that a path holding '?' or '#' reaches SQLite

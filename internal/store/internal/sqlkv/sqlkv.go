@@ -101,9 +101,55 @@ func (d *Dialect) ScanQuery(table string, kind, prefix, after string, limit int)
 	return b.String(), args
 }
 
+// Pool is a *sql.DB with the statements prepared on it. Preparing once
+// matters: parsing and planning a statement costs more than running it
+// (with modernc.org/sqlite, more than the lookup itself), and every API
+// request does a few.
+type Pool struct {
+	DB    *sql.DB
+	stmts sync.Map // SQL text -> *sql.Stmt
+}
+
+// Close closes the prepared statements and the database.
+func (p *Pool) Close() error {
+	p.stmts.Range(func(_, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		return true
+	})
+	return p.DB.Close()
+}
+
+// Prepare prepares the dialect's statements. It must run before the pool is
+// used for transactions: preparing takes a connection of its own, which a
+// single-connection pool (SQLite's writer) cannot give inside a transaction.
+func (p *Pool) Prepare(ctx context.Context, d *Dialect) error {
+	qs := []string{d.Get, d.GetForUpdate, d.Put, d.Insert, d.Delete}
+	if d.LockAbsent != "" {
+		qs = append(qs, d.LockAbsent)
+	}
+	for _, prefix := range []string{"", "p"} {
+		for _, after := range []string{"", "a"} {
+			q, _ := d.ScanQuery("records", "k", prefix, after, 0)
+			qs = append(qs, q)
+		}
+	}
+	for _, q := range qs {
+		if _, ok := p.stmts.Load(q); ok {
+			continue
+		}
+		st, err := p.DB.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("%s: prepare %q: %w", d.Name, q, err)
+		}
+		p.stmts.Store(q, st)
+	}
+	return nil
+}
+
 // Tx implements [store.Tx] over a *sql.Tx.
 type Tx struct {
 	d      *Dialect
+	pool   *Pool
 	tx     *sql.Tx
 	update bool
 
@@ -153,7 +199,7 @@ func (t *Tx) Get(ctx context.Context, kind, key string) ([]byte, error) {
 	}
 	v, err := t.get(ctx, q, kind, key)
 	if errors.Is(err, store.ErrNotFound) && t.update && t.d.LockAbsent != "" {
-		if _, err := t.tx.ExecContext(ctx, t.d.LockAbsent, kind, key); err != nil {
+		if _, err := t.exec(ctx, t.d.LockAbsent, kind, key); err != nil {
 			return nil, fmt.Errorf("%s: get %s/%s: lock absent key: %w", t.d.Name, kind, key, err)
 		}
 		v, err = t.get(ctx, q, kind, key)
@@ -161,9 +207,38 @@ func (t *Tx) Get(ctx context.Context, kind, key string) ([]byte, error) {
 	return v, err
 }
 
+// prepared returns q as a statement of this transaction when the pool has
+// it prepared (database/sql keeps it prepared per connection), else nil.
+func (t *Tx) prepared(ctx context.Context, q string) *sql.Stmt {
+	v, ok := t.pool.stmts.Load(q)
+	if !ok {
+		return nil
+	}
+	return t.tx.StmtContext(ctx, v.(*sql.Stmt))
+}
+
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.prepared(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
+}
+
+func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
+}
+
 func (t *Tx) get(ctx context.Context, q, kind, key string) ([]byte, error) {
 	var v []byte
-	err := t.tx.QueryRowContext(ctx, q, kind, key).Scan(&v)
+	var err error
+	if st := t.prepared(ctx, q); st != nil {
+		err = st.QueryRowContext(ctx, kind, key).Scan(&v)
+	} else {
+		err = t.tx.QueryRowContext(ctx, q, kind, key).Scan(&v)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -182,7 +257,7 @@ func (t *Tx) Put(ctx context.Context, kind, key string, value []byte) error {
 		return err
 	}
 	defer t.mu.RUnlock()
-	if _, err := t.tx.ExecContext(ctx, t.d.Put, kind, key, nonNil(value)); err != nil {
+	if _, err := t.exec(ctx, t.d.Put, kind, key, nonNil(value)); err != nil {
 		return fmt.Errorf("%s: put %s/%s: %w", t.d.Name, kind, key, err)
 	}
 	return nil
@@ -194,7 +269,7 @@ func (t *Tx) Insert(ctx context.Context, kind, key string, value []byte) error {
 		return err
 	}
 	defer t.mu.RUnlock()
-	res, err := t.tx.ExecContext(ctx, t.d.Insert, kind, key, nonNil(value))
+	res, err := t.exec(ctx, t.d.Insert, kind, key, nonNil(value))
 	if err != nil {
 		return fmt.Errorf("%s: insert %s/%s: %w", t.d.Name, kind, key, err)
 	}
@@ -214,7 +289,7 @@ func (t *Tx) Delete(ctx context.Context, kind, key string) (bool, error) {
 		return false, err
 	}
 	defer t.mu.RUnlock()
-	res, err := t.tx.ExecContext(ctx, t.d.Delete, kind, key)
+	res, err := t.exec(ctx, t.d.Delete, kind, key)
 	if err != nil {
 		return false, fmt.Errorf("%s: delete %s/%s: %w", t.d.Name, kind, key, err)
 	}
@@ -235,7 +310,7 @@ func (t *Tx) Scan(ctx context.Context, kind, prefix, after string, limit int) ([
 	}
 	defer t.mu.RUnlock()
 	q, args := t.d.ScanQuery("records", kind, prefix, after, limit)
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: scan %s/%s: %w", t.d.Name, kind, prefix, err)
 	}
@@ -270,12 +345,12 @@ func nonNil(v []byte) []byte {
 // returns nil. It rolls back if fn returns an error or panics; the panic
 // carries on after the rollback because the deferred call does not recover.
 // update selects locking reads and allows writes.
-func Run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, d *Dialect, update bool, fn func(store.Tx) error) error {
-	sqlTx, err := db.BeginTx(ctx, opts)
+func Run(ctx context.Context, p *Pool, opts *sql.TxOptions, d *Dialect, update bool, fn func(store.Tx) error) error {
+	sqlTx, err := p.DB.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", d.Name, err)
 	}
-	t := &Tx{d: d, tx: sqlTx, update: update}
+	t := &Tx{d: d, pool: p, tx: sqlTx, update: update}
 	committed := false
 	defer func() {
 		if !committed {
