@@ -100,6 +100,7 @@ func (s *Server) RegisterOnPremisesInstance(ctx context.Context, in *cd.Register
 		info.IamSessionArn = &session
 		arn, taken = session, "IamSessionArnAlreadyRegisteredException"
 	}
+	defer s.callers.invalidate(sc.prefix() + arn)
 	return s.Store.Update(ctx, func(tx store.Tx) error {
 		old, err := LoadInstance(ctx, tx, sc.Account, sc.Region, name)
 		if err == nil && registered(old) {
@@ -150,6 +151,7 @@ func (s *Server) DeregisterOnPremisesInstance(ctx context.Context, in *cd.Deregi
 		if err := putJSON(ctx, tx, kindInstance, instanceKey(sc, name), info); err != nil {
 			return err
 		}
+		defer s.callers.invalidate(sc.prefix() + iamArnOf(info))
 		_, err = tx.Delete(ctx, kindIamArn, sc.prefix()+iamArnOf(info))
 		return err
 	})

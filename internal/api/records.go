@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"sync"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/store"
@@ -30,14 +31,64 @@ func (s *Server) InstanceOfCaller(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	sc := scopeOf(ctx)
+	key := sc.prefix() + c.Principal
+	if name, ok := s.callers.get(key); ok {
+		return name, nil
+	}
+	gen := s.callers.generation()
 	var name string
 	err := s.Store.View(ctx, func(tx store.Tx) error {
-		b, err := tx.Get(ctx, kindIamArn, sc.prefix()+c.Principal)
+		b, err := tx.Get(ctx, kindIamArn, key)
 		if notFound(err) {
 			return nil
 		}
 		name = string(b)
 		return err
 	})
+	if err == nil {
+		s.callers.put(key, name, gen)
+	}
 	return name, err
+}
+
+// callerCache remembers which principals are on-premises instances: every
+// request asks. Registration and deregistration happen only through this
+// server's API, which invalidates the entry after committing; a lookup that
+// started before an invalidation does not store its (possibly stale) answer.
+type callerCache struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]string
+}
+
+func (c *callerCache) get(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[key]
+	return v, ok
+}
+
+func (c *callerCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *callerCache) put(key, name string, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.m == nil || len(c.m) > 100_000 {
+		c.m = map[string]string{}
+	}
+	c.m[key] = name
+}
+
+func (c *callerCache) invalidate(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.m, key)
 }

@@ -63,6 +63,8 @@ type Server struct {
 	PageKey []byte
 	// Deployments serves the deployment operations.
 	Deployments Deployments
+
+	callers callerCache
 	// InUse reports whether a custom deployment config is referenced by an
 	// active deployment (DeleteDeploymentConfig).
 }

@@ -33,6 +33,8 @@ type depIndex struct {
 	current map[string]string // current command id -> host identifier
 	acked   map[string]bool
 	spec    []byte // deployment specification JSON
+	// format and payload are spec's signed envelope, made once.
+	format, payload string
 }
 
 func (r *Runner) enqueue(host string, c hostCommand) {
@@ -215,17 +217,24 @@ func (s commandService) GetDeploymentSpecification(ctx context.Context, in *comm
 	r.mu.Lock()
 	idx := r.index[id]
 	var spec []byte
+	var format, payload string
 	ok := idx != nil && idx.hosts[host]
 	if ok {
-		spec = idx.spec
+		spec, format, payload = idx.spec, idx.format, idx.payload
 	}
 	r.mu.Unlock()
 	if !ok {
 		return nil, clientErr("no deployment %s for this host", deref(in.DeploymentExecutionId))
 	}
-	format, payload, err := r.cfg.Spec.Sign(spec)
-	if err != nil {
-		return nil, fmt.Errorf("sign deployment specification: %w", err)
+	if format == "" {
+		var err error
+		format, payload, err = r.cfg.Spec.Sign(spec)
+		if err != nil {
+			return nil, fmt.Errorf("sign deployment specification: %w", err)
+		}
+		r.mu.Lock()
+		idx.format, idx.payload = format, payload
+		r.mu.Unlock()
 	}
 	return &commands.GetDeploymentSpecificationOutput{
 		DeploymentSystem: ptr("CodeDeploy"),
