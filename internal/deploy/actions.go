@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
@@ -33,6 +34,12 @@ func (r *Runner) perform(l *live, rec *Record, acts []engine.Action) {
 			r.enqueue(a.HostID, hostCommand{id: a.Command.ID, deployment: rec.ID, host: a.HostID, event: a.Command.Event, account: rec.Account, region: rec.Region})
 		case engine.Traffic:
 			go r.applyTraffic(rec.ID, a)
+		case engine.Prewarm, engine.Finished:
+			// Desired membership changed without an event waiting on it
+			// (prewarmed replacements; leftovers removed at the end).
+			if known, _ := r.targetGroups(rec); len(known) > 0 {
+				go r.applyMembership(known)
+			}
 		case engine.Terminate:
 			if r.cfg.Teardown != nil && len(a.Instances) > 0 {
 				ev := TeardownEvent{DeploymentID: rec.ID, ApplicationName: rec.ApplicationName, DeploymentGroup: rec.GroupName, Instances: a.Instances, Terminate: a.Stop, InstanceAccounts: rec.Account}
@@ -72,13 +79,17 @@ func (r *Runner) targetGroups(rec *Record) (known, unknown []string) {
 
 // setMembership records the desired membership change in the transaction
 // that also records the traffic event, so it survives a crash.
-func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, instance string, allow bool) error {
+//
+// weight 1 registers the instance for traffic, 0 registers it without
+// traffic (prewarm: health checks run), -1 removes it. A prewarm never
+// lowers the weight of an instance already taking traffic.
+func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, instance string, weight int) error {
 	known, _ := r.targetGroups(rec)
 	if len(known) == 0 {
 		return nil
 	}
 	var addr string
-	if allow {
+	if weight >= 0 {
 		inst, err := api.LoadInstance(ctx, tx, rec.Account, rec.Region, instance)
 		if err != nil {
 			return fmt.Errorf("instance %s: %w", instance, err)
@@ -94,9 +105,12 @@ func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, in
 		} else if !isNotFound(err) {
 			return err
 		}
+		if weight == 0 && slices.ContainsFunc(bs, func(b traffic.Backend) bool { return b.ID == instance && b.Weight > 0 }) {
+			continue
+		}
 		bs = slices.DeleteFunc(bs, func(b traffic.Backend) bool { return b.ID == instance })
-		if allow && addr != "" {
-			bs = append(bs, traffic.Backend{ID: instance, Addr: backendAddr(addr, r.cfg.TargetGroups[tg].Port), Weight: 1})
+		if weight >= 0 && addr != "" {
+			bs = append(bs, traffic.Backend{ID: instance, Addr: backendAddr(addr, r.cfg.TargetGroups[tg].Port), Weight: weight})
 			sort.Slice(bs, func(i, j int) bool { return bs[i].ID < bs[j].ID })
 		}
 		b, err := json.Marshal(bs)
@@ -131,6 +145,83 @@ func (r *Runner) hostAddress(inst *cd.InstanceInfo) string {
 	return r.addrs[host]
 }
 
+// dropPrewarmed removes the deployment's instances that were registered
+// without traffic and never given any (a stopped or failed blue/green).
+func (r *Runner) dropPrewarmed(ctx context.Context, tx store.Tx, rec *Record) error {
+	known, _ := r.targetGroups(rec)
+	names := map[string]bool{}
+	for _, in := range rec.Engine.Instances {
+		names[in.Name] = true
+	}
+	for _, tg := range known {
+		b, err := tx.Get(ctx, kindMember, tg)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var bs []traffic.Backend
+		if err := json.Unmarshal(b, &bs); err != nil {
+			return err
+		}
+		n := len(bs)
+		bs = slices.DeleteFunc(bs, func(b traffic.Backend) bool { return b.Weight == 0 && names[b.ID] })
+		if len(bs) == n {
+			continue
+		}
+		if b, err = json.Marshal(bs); err != nil {
+			return err
+		}
+		if err := tx.Put(ctx, kindMember, tg, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pushTargetGroup applies a target group's desired membership as stored
+// now. Reading and applying happen under the group's lock, so a slower
+// push of an older membership never overwrites a newer one.
+func (r *Runner) pushTargetGroup(ctx context.Context, tg string) error {
+	r.mu.Lock()
+	mu := r.tgLocks[tg]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		r.tgLocks[tg] = mu
+	}
+	r.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	var bs []traffic.Backend
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		b, err := tx.Get(ctx, kindMember, tg)
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &bs)
+	})
+	if err != nil {
+		return err
+	}
+	return r.cfg.Traffic.Apply(ctx, tg, bs)
+}
+
+// applyMembership pushes target groups whose membership changed with
+// nothing waiting on the outcome.
+func (r *Runner) applyMembership(tgs []string) {
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
+	defer cancel()
+	for _, tg := range tgs {
+		if err := r.pushTargetGroup(ctx, tg); err != nil {
+			r.log.Warn("applying target group membership", "target_group", tg, "err", err)
+		}
+	}
+}
+
 // applyTraffic pushes the desired membership of the deployment's target
 // groups to the routers and reports the event's outcome to the engine.
 func (r *Runner) applyTraffic(id string, a engine.Traffic) {
@@ -151,18 +242,11 @@ func (r *Runner) applyTraffic(id string, a engine.Traffic) {
 	default:
 		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
 		defer cancel()
-		var members map[string][]traffic.Backend
-		err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
-			var err error
-			members, err = loadMembers(ctx, tx)
-			return err
-		})
-		if err == nil {
-			for _, tg := range known {
-				if err = r.cfg.Traffic.Apply(ctx, tg, members[tg]); err != nil {
-					err = fmt.Errorf("target group %s: %w", tg, err)
-					break
-				}
+		var err error
+		for _, tg := range known {
+			if err = r.pushTargetGroup(ctx, tg); err != nil {
+				err = fmt.Errorf("target group %s: %w", tg, err)
+				break
 			}
 		}
 		if err != nil {

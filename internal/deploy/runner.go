@@ -114,14 +114,15 @@ type Runner struct {
 	cfg Config
 	log *slog.Logger
 
-	mu    sync.Mutex
-	lives map[string]*live
-	hosts map[string]*hostQueue // host identifier -> pending commands
-	addrs map[string]string     // host identifier -> address it polls from
-	index map[string]*depIndex  // live deployment id -> protocol view
-	wg    sync.WaitGroup
-	ctx   context.Context
-	stop  context.CancelFunc
+	mu      sync.Mutex
+	lives   map[string]*live
+	hosts   map[string]*hostQueue  // host identifier -> pending commands
+	addrs   map[string]string      // host identifier -> address it polls from
+	index   map[string]*depIndex   // live deployment id -> protocol view
+	tgLocks map[string]*sync.Mutex // target group -> lock ordering its pushes
+	wg      sync.WaitGroup
+	ctx     context.Context
+	stop    context.CancelFunc
 }
 
 // live is an active deployment owned by its goroutine.
@@ -151,7 +152,7 @@ func New(cfg Config) *Runner {
 	if cfg.PollWait <= 0 {
 		cfg.PollWait = 40 * time.Second
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, lives: map[string]*live{}, hosts: map[string]*hostQueue{}, addrs: map[string]string{}, index: map[string]*depIndex{}}
+	return &Runner{cfg: cfg, log: cfg.Logger, lives: map[string]*live{}, hosts: map[string]*hostQueue{}, addrs: map[string]string{}, index: map[string]*depIndex{}, tgLocks: map[string]*sync.Mutex{}}
 }
 
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
@@ -496,14 +497,27 @@ func (r *Runner) commit(ctx context.Context, rec *Record, now time.Time, acts []
 		for _, a := range acts {
 			switch a := a.(type) {
 			case engine.Traffic:
-				if err := r.setMembership(ctx, tx, rec, a.Instance, a.Allow); err != nil {
+				weight := -1
+				if a.Allow {
+					weight = 1
+				}
+				if err := r.setMembership(ctx, tx, rec, a.Instance, weight); err != nil {
 					return err
+				}
+			case engine.Prewarm:
+				for _, name := range a.Instances {
+					if err := r.setMembership(ctx, tx, rec, name, 0); err != nil {
+						return err
+					}
 				}
 			case engine.Terminate:
 				if err := retireFromFleet(ctx, tx, rec, a.Instances); err != nil {
 					return err
 				}
 			case engine.Finished:
+				if err := r.dropPrewarmed(ctx, tx, rec); err != nil {
+					return err
+				}
 				rb, err := r.finish(ctx, tx, rec)
 				if err != nil {
 					return err

@@ -258,6 +258,10 @@ type (
 	}
 	// Finished reports the terminal status.
 	Finished struct{ Status string }
+	// Prewarm asks the traffic layer to register installed replacement
+	// instances without traffic (weight 0), so their health checks pass
+	// before the reroute and AllowTraffic only has to give them weight.
+	Prewarm struct{ Instances []string }
 )
 
 // ErrNotApplicable is returned by Step for events that do not apply in the
@@ -834,6 +838,13 @@ func (s *stepper) endPhase() {
 			s.finish(StatusSucceeded, "", "")
 			return
 		}
+		var ready []string
+		for _, in := range s.phaseInstances(PhaseInstall) {
+			if in.Status == Ready {
+				ready = append(ready, in.Name)
+			}
+		}
+		s.emit(Prewarm{Instances: ready})
 		if d.ReadyAction == "STOP_DEPLOYMENT" {
 			d.Phase = PhaseReadyWait
 			d.Status = StatusReady
@@ -861,7 +872,14 @@ func (s *stepper) endPhase() {
 				return
 			}
 		}
-		if d.Rollback || len(s.phaseInstances(PhaseBlock)) == 0 {
+		if d.Rollback {
+			s.finish(StatusSucceeded, "", "")
+			return
+		}
+		if len(s.phaseInstances(PhaseBlock)) == 0 {
+			// No originals to retire, but the replacements still become
+			// the group's fleet.
+			s.emit(Terminate{})
 			s.finish(StatusSucceeded, "", "")
 			return
 		}
