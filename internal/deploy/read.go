@@ -16,7 +16,6 @@ import (
 	"github.com/cutoverhq/cutover/internal/store"
 )
 
-func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 func ptr[T any](v T) *T                   { return &v }
 func strs(p []string) []string            { return append([]string{}, p...) }
