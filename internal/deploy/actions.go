@@ -41,6 +41,9 @@ func (r *Runner) perform(l *live, rec *Record, acts []engine.Action) {
 				go r.applyMembership(known)
 			}
 		case engine.Terminate:
+			if known, _ := r.targetGroups(rec); len(known) > 0 && len(a.Instances) > 0 {
+				go r.applyMembership(known) // the originals leave the target groups
+			}
 			if r.cfg.Teardown != nil && len(a.Instances) > 0 {
 				ev := TeardownEvent{DeploymentID: rec.ID, ApplicationName: rec.ApplicationName, DeploymentGroup: rec.GroupName, Instances: a.Instances, Terminate: a.Stop, InstanceAccounts: rec.Account}
 				go func() {
@@ -77,19 +80,29 @@ func (r *Runner) targetGroups(rec *Record) (known, unknown []string) {
 	return known, unknown
 }
 
+// membershipChange is what a traffic decision does to an instance.
+type membershipChange int
+
+const (
+	weightRemove  membershipChange = iota // deregister
+	weightServe                           // registered, taking traffic
+	weightDrain                           // registered, no new traffic, still health-checked
+	weightPrewarm                         // registered without traffic unless already registered
+)
+
 // setMembership records the desired membership change in the transaction
 // that also records the traffic event, so it survives a crash.
-//
-// weight 1 registers the instance for traffic, 0 registers it without
-// traffic (prewarm: health checks run), -1 removes it. A prewarm never
-// lowers the weight of an instance already taking traffic.
-func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, instance string, weight int) error {
+func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, instance string, w membershipChange) error {
 	known, _ := r.targetGroups(rec)
 	if len(known) == 0 {
 		return nil
 	}
+	weight := 0
+	if w == weightServe {
+		weight = 1
+	}
 	var addr string
-	if weight >= 0 {
+	if w != weightRemove {
 		inst, err := api.LoadInstance(ctx, tx, rec.Account, rec.Region, instance)
 		if err != nil {
 			return fmt.Errorf("instance %s: %w", instance, err)
@@ -105,11 +118,11 @@ func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, in
 		} else if !isNotFound(err) {
 			return err
 		}
-		if weight == 0 && slices.ContainsFunc(bs, func(b traffic.Backend) bool { return b.ID == instance && b.Weight > 0 }) {
-			continue
+		if w == weightPrewarm && slices.ContainsFunc(bs, func(b traffic.Backend) bool { return b.ID == instance }) {
+			continue // already registered: never take traffic away
 		}
 		bs = slices.DeleteFunc(bs, func(b traffic.Backend) bool { return b.ID == instance })
-		if weight >= 0 && addr != "" {
+		if w != weightRemove && addr != "" {
 			bs = append(bs, traffic.Backend{ID: instance, Addr: backendAddr(addr, r.cfg.TargetGroups[tg].Port), Weight: weight})
 			sort.Slice(bs, func(i, j int) bool { return bs[i].ID < bs[j].ID })
 		}

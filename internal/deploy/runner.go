@@ -497,22 +497,30 @@ func (r *Runner) commit(ctx context.Context, rec *Record, now time.Time, acts []
 		for _, a := range acts {
 			switch a := a.(type) {
 			case engine.Traffic:
-				weight := -1
-				if a.Allow {
-					weight = 1
+				weight := weightRemove
+				switch {
+				case a.Allow:
+					weight = weightServe
+				case a.Keep:
+					weight = weightDrain
 				}
 				if err := r.setMembership(ctx, tx, rec, a.Instance, weight); err != nil {
 					return err
 				}
 			case engine.Prewarm:
 				for _, name := range a.Instances {
-					if err := r.setMembership(ctx, tx, rec, name, 0); err != nil {
+					if err := r.setMembership(ctx, tx, rec, name, weightPrewarm); err != nil {
 						return err
 					}
 				}
 			case engine.Terminate:
 				if err := retireFromFleet(ctx, tx, rec, a.Instances); err != nil {
 					return err
+				}
+				for _, name := range a.Instances {
+					if err := r.setMembership(ctx, tx, rec, name, weightRemove); err != nil {
+						return err
+					}
 				}
 			case engine.Finished:
 				if err := r.dropPrewarmed(ctx, tx, rec); err != nil {

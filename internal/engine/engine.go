@@ -248,7 +248,13 @@ type (
 	Traffic struct {
 		Instance string
 		Allow    bool
-		Command  Command
+		// Keep, on a block, leaves the instance registered without traffic
+		// (weight 0) instead of removing it: blue/green originals keep
+		// running their old revision and stay health-checked, so a
+		// rollback can route back to them at once. They are removed when
+		// they leave the fleet.
+		Keep    bool
+		Command Command
 	}
 	// Terminate retires blue instances after a successful blue/green
 	// deployment (Stop = the TERMINATE option: call the teardown hook).
@@ -722,7 +728,8 @@ func (s *stepper) dispatch(in *Instance, i int) {
 	in.Events[i].Start = s.now
 	in.LastUpdated = s.now
 	if IsTrafficEvent(c.Event) {
-		s.emit(Traffic{Instance: in.Name, Allow: c.Event == AllowTraffic, Command: c})
+		keep := c.Event == BlockTraffic && d.BlueGreen && !d.Rollback && in.Label == Blue
+		s.emit(Traffic{Instance: in.Name, Allow: c.Event == AllowTraffic, Keep: keep, Command: c})
 		return
 	}
 	s.emit(Dispatch{Instance: in.Name, HostID: in.HostID, Command: c})
