@@ -69,7 +69,7 @@ type result struct {
 	switchLat, rollbackLat time.Duration
 	firstFail              string
 	stopStatus             string
-	timeline               string
+	timeline, rbTimeline   string
 }
 
 type bench struct {
@@ -218,6 +218,7 @@ func run(clients int, d time.Duration, verbose bool) error {
 	}
 	for _, r := range results {
 		fmt.Printf("%s round: StopDeployment answered %s; lifecycle events after ContinueDeployment (offsets from its response):\n%s", r.router, r.stopStatus, r.timeline)
+		fmt.Printf("%s round: rollback deployment's lifecycle events (offsets from the StopDeployment response):\n%s", r.router, r.rbTimeline)
 	}
 	fmt.Printf("builtin/haproxy throughput ratio: %.2f (target >= 0.60)\n", results[0].rps/results[1].rps)
 	fmt.Println("cutover latency: from the ContinueDeployment response until the last request answered by blue started (target < 100ms);")
@@ -393,6 +394,7 @@ func (b *bench) round(ctx context.Context, tg traffic.TargetGroupConfig, clients
 	}
 	res.switchLat, res.rollbackLat = lag(1, continued), lag(2, stopped)
 	res.timeline = b.timeline(ctx, id, continued)
+	res.rbTimeline = b.timeline(ctx, *info.RollbackInfo.RollbackDeploymentId, stopped)
 	return res, nil
 }
 

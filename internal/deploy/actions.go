@@ -162,9 +162,16 @@ func (r *Runner) hostAddress(inst *cd.InstanceInfo) string {
 // without traffic and never given any (a stopped or failed blue/green).
 func (r *Runner) dropPrewarmed(ctx context.Context, tx store.Tx, rec *Record) error {
 	known, _ := r.targetGroups(rec)
+	if !rec.Engine.BlueGreen || rec.Engine.Rollback {
+		return nil
+	}
+	// Only replacements are prewarmed; originals without traffic are kept
+	// on purpose until they leave the fleet (a rollback needs them).
 	names := map[string]bool{}
 	for _, in := range rec.Engine.Instances {
-		names[in.Name] = true
+		if in.Label == engine.Green {
+			names[in.Name] = true
+		}
 	}
 	for _, tg := range known {
 		b, err := tx.Get(ctx, kindMember, tg)
