@@ -150,15 +150,24 @@ func (r *Runner) buildSpec(rec *Record) []byte {
 		spec["Revision"] = map[string]any{"RevisionType": "GitHub", "GitHubRevision": map[string]any{
 			"Account": owner, "Repository": repo, "CommitId": deref(g.CommitId), "BundleType": "tar",
 		}}
-		if rec.GitHubAccountName != "" && r.cfg.Sealer != nil {
-			var tok string
-			_ = r.cfg.Store.View(context.Background(), func(tx store.Tx) error {
-				t, err := api.GitHubToken(context.Background(), tx, r.cfg.Sealer, rec.Account, rec.Region, rec.GitHubAccountName)
-				tok = t
-				return err
-			})
-			if tok != "" {
-				spec["GitHubAccessToken"] = tok
+		// The token is the application's linked GitHub account's, else
+		// one stored (cutover github-token add) under the repository
+		// owner's name; without one the download is anonymous.
+		if r.cfg.Sealer != nil {
+			for _, name := range []string{rec.GitHubAccountName, owner} {
+				if name == "" {
+					continue
+				}
+				var tok string
+				_ = r.cfg.Store.View(context.Background(), func(tx store.Tx) error {
+					t, err := api.GitHubToken(context.Background(), tx, r.cfg.Sealer, rec.Account, rec.Region, name)
+					tok = t
+					return err
+				})
+				if tok != "" {
+					spec["GitHubAccessToken"] = tok
+					break
+				}
 			}
 		}
 	case cd.RevisionLocationTypeString:
