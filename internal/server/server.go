@@ -310,6 +310,9 @@ func (s *Server) serveCodeDeploy(ctx context.Context, op string, body []byte) (a
 	return s.API.Serve(ctx, op, body)
 }
 
+// Sealer returns the box sealing secrets at rest (the CLI's GitHub tokens).
+func (s *Server) Sealer() *secretbox.Box { return s.sealer }
+
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
