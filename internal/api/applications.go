@@ -35,6 +35,11 @@ func appKey(sc scope, app string) string { return sc.prefix() + app }
 
 func (sc scope) appArn(app string) string { return sc.arn("application:" + app) }
 
+// LoadApp reads an application or answers ApplicationDoesNotExistException.
+func LoadApp(ctx context.Context, tx store.Tx, account, region, name string) (*cd.ApplicationInfo, error) {
+	return loadApp(ctx, tx, scope{account, region}, name)
+}
+
 // loadApp reads an application or answers ApplicationDoesNotExistException.
 func loadApp(ctx context.Context, tx store.Tx, sc scope, name string) (*cd.ApplicationInfo, error) {
 	var app cd.ApplicationInfo

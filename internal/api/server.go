@@ -135,6 +135,12 @@ func ScopeKey(account, region string) string { return scope{account, region}.pre
 // nameRE is the character set of application, group and config names.
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9.\-_+=,@]{1,100}$`)
 
+// CheckName validates a required application, deployment group or
+// deployment configuration name, answering the operation's exceptions.
+func CheckName(v *string, required, invalid, what string) (string, error) {
+	return checkName(v, required, invalid, what)
+}
+
 // checkName validates a required name with the operation's exceptions.
 func checkName(v *string, required, invalid, what string) (string, error) {
 	if v == nil || *v == "" {

@@ -46,26 +46,14 @@ func caller(ctx context.Context) (account, region string) {
 	return account, region
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9.\-_+=,@]{1,100}$`)
-
-func checkName(v *string, required, invalid, what string) (string, error) {
-	if v == nil || *v == "" {
-		return "", awsjson.Errorf(required, "The %s must be specified.", what)
-	}
-	if !nameRE.MatchString(*v) {
-		return "", awsjson.Errorf(invalid, "The %s %q is not valid.", what, *v)
-	}
-	return *v, nil
-}
-
 // CreateDeployment validates the request, picks the target instances and
 // commits the deployment; its loop starts it right after.
 func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentInput) (*cd.CreateDeploymentOutput, error) {
-	appName, err := checkName(in.ApplicationName, "ApplicationNameRequiredException", "InvalidApplicationNameException", "application name")
+	appName, err := api.CheckName(in.ApplicationName, "ApplicationNameRequiredException", "InvalidApplicationNameException", "application name")
 	if err != nil {
 		return nil, err
 	}
-	groupName, err := checkName(in.DeploymentGroupName, "DeploymentGroupNameRequiredException", "InvalidDeploymentGroupNameException", "deployment group name")
+	groupName, err := api.CheckName(in.DeploymentGroupName, "DeploymentGroupNameRequiredException", "InvalidDeploymentGroupNameException", "deployment group name")
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +67,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 		return nil, awsjson.Errorf("DescriptionTooLongException", "The description is too long: at most 256 characters.")
 	}
 	if in.DeploymentConfigName != nil {
-		if _, err := checkName(in.DeploymentConfigName, "InvalidDeploymentConfigNameException", "InvalidDeploymentConfigNameException", "deployment configuration name"); err != nil {
+		if _, err := api.CheckName(in.DeploymentConfigName, "InvalidDeploymentConfigNameException", "InvalidDeploymentConfigNameException", "deployment configuration name"); err != nil {
 			return nil, err
 		}
 	}
@@ -94,7 +82,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 	id := newDeploymentID()
 	var rec *Record
 	err = r.cfg.Store.Update(ctx, func(tx store.Tx) error {
-		app, err := loadApp(ctx, tx, account, region, appName)
+		app, err := api.LoadApp(ctx, tx, account, region, appName)
 		if err != nil {
 			return err
 		}
@@ -448,21 +436,6 @@ func checkRevision(rev *cd.RevisionLocation) error {
 		return bad("The revision type %q is not valid.", deref(rev.RevisionType))
 	}
 	return nil
-}
-
-func loadApp(ctx context.Context, tx store.Tx, account, region, name string) (*cd.ApplicationInfo, error) {
-	var app cd.ApplicationInfo
-	b, err := tx.Get(ctx, "app", api.ScopeKey(account, region)+name)
-	if isNotFound(err) {
-		return nil, awsjson.Errorf("ApplicationDoesNotExistException", "No application found for name: %s", name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := jsonUnmarshal(b, &app); err != nil {
-		return nil, err
-	}
-	return &app, nil
 }
 
 // createRollback builds the rollback deployment of rec. For in-place it

@@ -4,7 +4,6 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"sort"
 	"strings"
@@ -16,9 +15,8 @@ import (
 	"github.com/cutoverhq/cutover/internal/store"
 )
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-func ptr[T any](v T) *T                   { return &v }
-func strs(p []string) []string            { return append([]string{}, p...) }
+func ptr[T any](v T) *T        { return &v }
+func strs(p []string) []string { return append([]string{}, p...) }
 
 // checkDeploymentID validates a deployment id argument.
 func checkDeploymentID(id *string) (string, error) {
@@ -165,7 +163,7 @@ func (r *Runner) ListDeployments(ctx context.Context, in *cd.ListDeploymentsInpu
 	var items []item
 	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
 		if app != "" {
-			if _, err := loadApp(ctx, tx, account, region, app); err != nil {
+			if _, err := api.LoadApp(ctx, tx, account, region, app); err != nil {
 				return err
 			}
 			if _, err := api.LoadGroup(ctx, tx, account, region, app, group); err != nil {
