@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"sort"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/model/awstime"
@@ -150,20 +149,7 @@ func (s *Server) BatchGetApplications(ctx context.Context, in *cd.BatchGetApplic
 
 // ListApplications implements the operation.
 func (s *Server) ListApplications(ctx context.Context, in *cd.ListApplicationsInput) (*cd.ListApplicationsOutput, error) {
-	sc := scopeOf(ctx)
-	var names []string
-	err := s.Store.View(ctx, func(tx store.Tx) error {
-		items, err := tx.Scan(ctx, kindApp, sc.prefix(), "", 0)
-		for _, it := range items {
-			names = append(names, it.Key[len(sc.prefix()):])
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	page, next, err := s.page("ListApplications", names, in.NextToken)
+	page, next, err := s.pageNames(ctx, "ListApplications", kindApp, in.NextToken)
 	if err != nil {
 		return nil, err
 	}

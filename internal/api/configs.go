@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -272,23 +271,11 @@ func (s *Server) GetDeploymentConfig(ctx context.Context, in *cd.GetDeploymentCo
 
 // ListDeploymentConfigs lists custom and built-in configurations by name.
 func (s *Server) ListDeploymentConfigs(ctx context.Context, in *cd.ListDeploymentConfigsInput) (*cd.ListDeploymentConfigsOutput, error) {
-	sc := scopeOf(ctx)
 	var names []string
 	for _, b := range builtins() {
 		names = append(names, deref(b.DeploymentConfigName))
 	}
-	err := s.Store.View(ctx, func(tx store.Tx) error {
-		items, err := tx.Scan(ctx, kindConfig, sc.prefix(), "", 0)
-		for _, it := range items {
-			names = append(names, it.Key[len(sc.prefix()):])
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	page, next, err := s.page("ListDeploymentConfigs", names, in.NextToken)
+	page, next, err := s.pageNames(ctx, "ListDeploymentConfigs", kindConfig, in.NextToken, names...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"sort"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
@@ -62,20 +61,7 @@ func GitHubToken(ctx context.Context, tx store.Tx, sealer Sealer, account, regio
 
 // ListGitHubAccountTokenNames implements the operation.
 func (s *Server) ListGitHubAccountTokenNames(ctx context.Context, in *cd.ListGitHubAccountTokenNamesInput) (*cd.ListGitHubAccountTokenNamesOutput, error) {
-	sc := scopeOf(ctx)
-	var names []string
-	err := s.Store.View(ctx, func(tx store.Tx) error {
-		items, err := tx.Scan(ctx, kindGitHub, sc.prefix(), "", 0)
-		for _, it := range items {
-			names = append(names, it.Key[len(sc.prefix()):])
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	page, next, err := s.page("ListGitHubAccountTokenNames", names, in.NextToken)
+	page, next, err := s.pageNames(ctx, "ListGitHubAccountTokenNames", kindGitHub, in.NextToken)
 	if err != nil {
 		return nil, err
 	}

@@ -433,33 +433,19 @@ func validateTargets(g *cd.DeploymentGroupInfo) error {
 		}
 	}
 	if set := g.Ec2TagSet; set != nil {
-		if len(set.Ec2TagSetList) > maxTagSetGroups {
-			return awsjson.Errorf("TagSetListLimitExceededException", "A tag set can hold at most %d tag groups.", maxTagSetGroups)
-		}
-		for _, grp := range set.Ec2TagSetList {
-			if len(grp) == 0 || len(grp) > maxTagSetGroupSize {
-				return awsjson.Errorf("InvalidEC2TagException", "Each tag group of a tag set must hold 1 to %d tags.", maxTagSetGroupSize)
-			}
+		groups := make([][]cd.TagFilter, len(set.Ec2TagSetList))
+		for i, grp := range set.Ec2TagSetList {
 			for _, f := range grp {
-				if err := checkFilter(f.Key, f.Value, f.Type, "InvalidEC2TagException"); err != nil {
-					return err
-				}
+				groups[i] = append(groups[i], cd.TagFilter(f))
 			}
+		}
+		if err := checkTagSet(groups, "InvalidEC2TagException"); err != nil {
+			return err
 		}
 	}
 	if set := g.OnPremisesTagSet; set != nil {
-		if len(set.OnPremisesTagSetList) > maxTagSetGroups {
-			return awsjson.Errorf("TagSetListLimitExceededException", "A tag set can hold at most %d tag groups.", maxTagSetGroups)
-		}
-		for _, grp := range set.OnPremisesTagSetList {
-			if len(grp) == 0 || len(grp) > maxTagSetGroupSize {
-				return awsjson.Errorf("InvalidTagException", "Each tag group of a tag set must hold 1 to %d tags.", maxTagSetGroupSize)
-			}
-			for _, f := range grp {
-				if err := checkFilter(f.Key, f.Value, f.Type, "InvalidTagException"); err != nil {
-					return err
-				}
-			}
+		if err := checkTagSet(set.OnPremisesTagSetList, "InvalidTagException"); err != nil {
+			return err
 		}
 	}
 	if len(g.AutoScalingGroups) > maxAutoScaling {
@@ -782,4 +768,22 @@ func (s *Server) BatchGetDeploymentGroups(ctx context.Context, in *cd.BatchGetDe
 		out.ErrorMessage = str(fmt.Sprintf("Deployment groups do not exist for application %s: %s", app, strings.Join(missing, ", ")))
 	}
 	return out, nil
+}
+
+// checkTagSet validates the groups of an EC2 or on-premises tag set.
+func checkTagSet(groups [][]cd.TagFilter, invalid string) error {
+	if len(groups) > maxTagSetGroups {
+		return awsjson.Errorf("TagSetListLimitExceededException", "A tag set can hold at most %d tag groups.", maxTagSetGroups)
+	}
+	for _, grp := range groups {
+		if len(grp) == 0 || len(grp) > maxTagSetGroupSize {
+			return awsjson.Errorf(invalid, "Each tag group of a tag set must hold 1 to %d tags.", maxTagSetGroupSize)
+		}
+		for _, f := range grp {
+			if err := checkFilter(f.Key, f.Value, f.Type, invalid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -229,6 +230,25 @@ func (s *Server) decodeToken(op string, tok *string) (string, error) {
 		return "", bad
 	}
 	return pt.After, nil
+}
+
+// pageNames lists the names of a kind's records in the caller's scope
+// (plus extra), sorted, and returns the page the token asks for.
+func (s *Server) pageNames(ctx context.Context, op, kind string, token *string, extra ...string) ([]string, *string, error) {
+	sc := scopeOf(ctx)
+	names := extra
+	err := s.Store.View(ctx, func(tx store.Tx) error {
+		items, err := tx.Scan(ctx, kind, sc.prefix(), "", 0)
+		for _, it := range items {
+			names = append(names, it.Key[len(sc.prefix()):])
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(names)
+	return s.page(op, names, token)
 }
 
 // page returns one page of names from a sorted list, after the token.
