@@ -93,6 +93,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 type serverFlags struct {
 	listen, dataDir, database, tlsCert, tlsKey, logLevel string
 	trafficConfig, teardownCommand, teardownWebhook      string
+	specFormat, specCert, specKey                        string
 	minute, pickupTimeout, eventTimeout, pollWait        time.Duration
 }
 
@@ -106,6 +107,9 @@ func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault st
 	fs.StringVar(&f.trafficConfig, "traffic-config", "", "YAML file defining target groups and their router drivers")
 	fs.StringVar(&f.teardownCommand, "teardown-command", "", "command run (with CUTOVER_INSTANCES set) when blue/green terminates original instances")
 	fs.StringVar(&f.teardownWebhook, "teardown-webhook", "", "URL POSTed a JSON list of instances when blue/green terminates original instances")
+	fs.StringVar(&f.specFormat, "spec-format", "PKCS7/JSON", "deployment specification envelope: PKCS7/JSON (the official agent needs it) or TEXT/JSON")
+	fs.StringVar(&f.specCert, "spec-cert", "", "PEM certificate signing deployment specifications (default: self-signed, in --data-dir)")
+	fs.StringVar(&f.specKey, "spec-key", "", "PEM private key of --spec-cert")
 	fs.DurationVar(&f.minute, "minute", time.Minute, "length of one API minute (blue/green waits); shorten it for tests and demos")
 	fs.DurationVar(&f.pickupTimeout, "pickup-timeout", 5*time.Minute, "fail a lifecycle event no agent picked up within this time")
 	fs.DurationVar(&f.eventTimeout, "event-timeout", 65*time.Minute, "fail a lifecycle event not completed this long after the agent acknowledged it")
@@ -129,6 +133,9 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 		TrafficConfig:       f.trafficConfig,
 		TeardownCommand:     f.teardownCommand,
 		TeardownWebhook:     f.teardownWebhook,
+		SpecFormat:          f.specFormat,
+		SpecCert:            f.specCert,
+		SpecKey:             f.specKey,
 	}
 }
 

@@ -9,11 +9,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 
+	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
 func TestSmokeInPlaceInline(t *testing.T) {
-	env := servertest.Start(t)
+	for _, format := range []string{"PKCS7/JSON", "TEXT/JSON"} {
+		t.Run(format, func(t *testing.T) { smokeInPlace(t, format) })
+	}
+}
+
+// smokeInPlace deploys an inline revision to two agents, with the
+// deployment specification served in format.
+func smokeInPlace(t *testing.T, format string) {
+	env := servertest.Start(t, func(c *server.Config) { c.SpecFormat = format })
 	env.StartAgent(t, "host-1", map[string]string{"role": "web"}, "")
 	env.StartAgent(t, "host-2", map[string]string{"role": "web"}, "")
 	env.SetupGroup(t, "app", "web", "CodeDeployDefault.AllAtOnce", "role", "web")

@@ -68,9 +68,15 @@ func (s *PKCS7Signer) Sign(spec []byte) (string, string, error) {
 // dir (spec-signing.crt / spec-signing.key), creating a self-signed pair on
 // first start.
 func LoadOrCreateSpecSigner(dir string) (*PKCS7Signer, error) {
-	certPath, keyPath := filepath.Join(dir, "spec-signing.crt"), filepath.Join(dir, "spec-signing.key")
+	return LoadSpecSigner(filepath.Join(dir, "spec-signing.crt"), filepath.Join(dir, "spec-signing.key"), true)
+}
+
+// LoadSpecSigner loads a PEM certificate and key to sign specifications
+// with, creating a self-signed pair at those paths when create is set and
+// they do not exist.
+func LoadSpecSigner(certPath, keyPath string, create bool) (*PKCS7Signer, error) {
 	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if errors.Is(err, os.ErrNotExist) {
+	if create && errors.Is(err, os.ErrNotExist) {
 		if err := createSpecCert(certPath, keyPath); err != nil {
 			return nil, err
 		}

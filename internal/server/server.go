@@ -76,6 +76,9 @@ type Config struct {
 	// SpecFormat is "PKCS7/JSON" (default; the official agent needs it) or
 	// "TEXT/JSON".
 	SpecFormat string
+	// SpecCert and SpecKey sign the specifications (PEM); default: a
+	// self-signed pair created in DataDir.
+	SpecCert, SpecKey string
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
@@ -219,12 +222,22 @@ func (s *Server) startRunner(ctx context.Context) error {
 		s.closers = append(s.closers, mux.Close)
 	}
 	var signer deploy.SpecSigner = deploy.TextSigner{}
-	if cfg.SpecFormat != "TEXT/JSON" {
-		p, err := deploy.LoadOrCreateSpecSigner(cfg.DataDir)
+	switch cfg.SpecFormat {
+	case "TEXT/JSON":
+	case "", "PKCS7/JSON":
+		var p *deploy.PKCS7Signer
+		var err error
+		if cfg.SpecCert != "" || cfg.SpecKey != "" {
+			p, err = deploy.LoadSpecSigner(cfg.SpecCert, cfg.SpecKey, false)
+		} else {
+			p, err = deploy.LoadOrCreateSpecSigner(cfg.DataDir)
+		}
 		if err != nil {
 			return err
 		}
 		signer = p
+	default:
+		return fmt.Errorf("unknown spec format %q: use PKCS7/JSON or TEXT/JSON", cfg.SpecFormat)
 	}
 	ecfg := engine.Config{Minute: cfg.Minute, PickupTimeout: cfg.PickupTimeout, EventTimeout: cfg.EventTimeout}
 	if ecfg.Minute <= 0 {
