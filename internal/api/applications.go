@@ -241,6 +241,9 @@ func (s *Server) DeleteApplication(ctx context.Context, in *cd.DeleteApplication
 				return err
 			}
 		}
+		if s.OnDeleteApplication != nil {
+			return s.OnDeleteApplication(ctx, tx, sc.Account, sc.Region, name)
+		}
 		return nil
 	})
 }

@@ -64,6 +64,9 @@ type Server struct {
 	PageKey []byte
 	// Deployments serves the deployment operations.
 	Deployments Deployments
+	// OnDeleteApplication removes an application's deployment records in
+	// DeleteApplication's transaction.
+	OnDeleteApplication func(ctx context.Context, tx store.Tx, account, region, app string) error
 
 	callers callerCache
 	// InUse reports whether a custom deployment config is referenced by an

@@ -502,3 +502,42 @@ func (r *Runner) PutLifecycleEventHookExecutionStatus(ctx context.Context, in *c
 	}
 	return nil, awsjson.Errorf("UnsupportedActionForDeploymentTypeException", "Lifecycle hook execution statuses apply to Lambda and ECS deployments; %s is a Server deployment.", id)
 }
+
+// DeleteApplicationDeployments removes the records of an application's
+// completed deployments (DeleteApplication removes its deployment history,
+// as on AWS). Active deployments keep running to their end: their group
+// is gone, so they record nothing on it.
+func (r *Runner) DeleteApplicationDeployments(ctx context.Context, tx store.Tx, account, region, app string) error {
+	scope := api.ScopeKey(account, region)
+	idx, err := tx.Scan(ctx, kindDepIndex, scope, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, it := range idx {
+		if !strings.HasPrefix(string(it.Value), app+"/") {
+			continue
+		}
+		id := strings.TrimPrefix(it.Key, scope)
+		r.mu.Lock()
+		_, active := r.lives[id]
+		r.mu.Unlock()
+		if active {
+			continue
+		}
+		for _, del := range []struct{ kind, key string }{{kindDepIndex, it.Key}, {kindDeployment, id}} {
+			if _, err := tx.Delete(ctx, del.kind, del.key); err != nil {
+				return err
+			}
+		}
+		targets, err := tx.Scan(ctx, kindTarget, id+"/", "", 0)
+		if err != nil {
+			return err
+		}
+		for _, t := range targets {
+			if _, err := tx.Delete(ctx, kindTarget, t.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

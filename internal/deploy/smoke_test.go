@@ -39,3 +39,30 @@ func smokeInPlace(t *testing.T, format string) {
 		t.Fatalf("%s %+v %+v", info.Status, info.DeploymentOverview, info.ErrorInformation)
 	}
 }
+
+// TestDeleteApplicationRemovesDeployments checks DeleteApplication takes
+// the application's deployment history with it.
+func TestDeleteApplicationRemovesDeployments(t *testing.T) {
+	env := servertest.Start(t)
+	env.StartAgent(t, "host-1", map[string]string{"role": "web"}, "")
+	env.SetupGroup(t, "app", "web", "", "role", "web")
+	ctx := context.Background()
+	out, err := env.Client.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{
+		ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("web"),
+		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeAppSpecContent,
+			AppSpecContent: &types.AppSpecContent{Content: aws.String("version: 0.0\nos: linux\n")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.WaitStatus(t, *out.DeploymentId, 20*time.Second, types.DeploymentStatusSucceeded)
+	if _, err := env.Client.DeleteApplication(ctx, &codedeploy.DeleteApplicationInput{ApplicationName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.Client.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: out.DeploymentId})
+	servertest.WantError(t, err, "DeploymentDoesNotExistException")
+	list, err := env.Client.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{})
+	if err != nil || len(list.Deployments) != 0 {
+		t.Fatalf("deployments still listed: %v %v", list.Deployments, err)
+	}
+}

@@ -257,6 +257,7 @@ func (s *Server) startRunner(ctx context.Context) error {
 		Teardown:   teardown(cfg.TeardownCommand, cfg.TeardownWebhook, s.log),
 	})
 	s.API.Deployments = s.Runner
+	s.API.OnDeleteApplication = s.Runner.DeleteApplicationDeployments
 	if err := s.Runner.Start(ctx); err != nil {
 		return err
 	}
