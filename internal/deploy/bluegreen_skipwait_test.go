@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 this file tests the deprecated operation on purpose.
+
 package deploy_test
 
 import (
