@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,7 +58,20 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measuring time per cell")
 	database := flag.String("database", "", "postgres:// URL for the Cutover server (default: SQLite in a temporary directory)")
 	levels := flag.String("concurrency", "1,16,64", "comma-separated numbers of concurrent clients")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and servers) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "apibench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "apibench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	conc, err := parseLevels(*levels)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "apibench:", err)
