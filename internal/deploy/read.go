@@ -151,7 +151,9 @@ func (r *Runner) ListDeployments(ctx context.Context, in *cd.ListDeploymentsInpu
 		return nil, awsjson.Errorf("DeploymentGroupNameRequiredException", "deploymentGroupName must be given with applicationName.")
 	}
 	if deref(in.ExternalId) != "" {
-		return nil, awsjson.Errorf("InvalidExternalIdException", "External IDs belong to CloudFormation deployments, which this server does not run.")
+		// External IDs belong to CloudFormation-driven deployments, which
+		// this server never runs: no deployment matches.
+		return &cd.ListDeploymentsOutput{Deployments: []string{}}, nil
 	}
 	if tr := in.CreateTimeRange; tr != nil && tr.Start != nil && tr.End != nil && tr.End.Before(tr.Start.Time) {
 		return nil, awsjson.Errorf("InvalidTimeRangeException", "The start time of the range is after its end time.")
