@@ -181,11 +181,12 @@ func (r *Runner) ListDeployments(ctx context.Context, in *cd.ListDeploymentsInpu
 				continue
 			}
 			id := strings.TrimPrefix(it.Key, api.ScopeKey(account, region))
-			rec, ok := r.snapshot(id)
-			if !ok {
-				if rec, err = loadRecord(ctx, tx, id); err != nil {
-					return err
-				}
+			// Status and creation time are in the header: listing never
+			// reads targets. A live deployment's stored header is at most
+			// one commit behind, which a list can live with.
+			rec, err := loadHeader(ctx, tx, id)
+			if err != nil {
+				return err
 			}
 			e := rec.Engine
 			if len(in.IncludeOnlyStatuses) > 0 && !slices.Contains(in.IncludeOnlyStatuses, e.Status) {

@@ -203,7 +203,8 @@ func (r *Runner) Close() error {
 	return nil
 }
 
-func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
+// loadHeader reads a deployment without its targets.
+func loadHeader(ctx context.Context, tx store.Tx, id string) (*Record, error) {
 	b, err := tx.Get(ctx, kindDeployment, id)
 	if err != nil {
 		return nil, err
@@ -211,6 +212,14 @@ func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
 	var rec Record
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("decode deployment %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
+	rec, err := loadHeader(ctx, tx, id)
+	if err != nil {
+		return nil, err
 	}
 	items, err := tx.Scan(ctx, kindTarget, id+"/", "", 0)
 	if err != nil {
@@ -224,7 +233,7 @@ func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
 		}
 		rec.Engine.Instances = append(rec.Engine.Instances, &in)
 	}
-	return &rec, nil
+	return rec, nil
 }
 
 func loadMembers(ctx context.Context, tx store.Tx) (map[string][]traffic.Backend, error) {
