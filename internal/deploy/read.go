@@ -181,9 +181,8 @@ func (r *Runner) ListDeployments(ctx context.Context, in *cd.ListDeploymentsInpu
 				continue
 			}
 			id := strings.TrimPrefix(it.Key, api.ScopeKey(account, region))
-			// Status and creation time are in the header: listing never
-			// reads targets. A live deployment's stored header is at most
-			// one commit behind, which a list can live with.
+			// Status and creation time are in the stored header (the
+			// committed state, live or not): listing never reads targets.
 			rec, err := loadHeader(ctx, tx, id)
 			if err != nil {
 				return err
