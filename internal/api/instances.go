@@ -130,9 +130,8 @@ func (s *Server) RegisterOnPremisesInstance(ctx context.Context, in *cd.Register
 // credentials (the IAM ARN index entry). Deregistering an instance that
 // is already deregistered changes nothing.
 //
-// InstanceNotRegisteredException for an unknown name is not in the model's
-// error list for this operation; it is the exception AWS uses for unknown
-// instances everywhere else, and SDKs still surface its code.
+// An unknown name succeeds and changes nothing: the model lists no
+// DoesNotExist error for the operation (SERVICE-SEMANTICS §8.3).
 func (s *Server) DeregisterOnPremisesInstance(ctx context.Context, in *cd.DeregisterOnPremisesInstanceInput) error {
 	name, err := instanceName(in.InstanceName)
 	if err != nil {
@@ -141,6 +140,9 @@ func (s *Server) DeregisterOnPremisesInstance(ctx context.Context, in *cd.Deregi
 	sc := scopeOf(ctx)
 	return s.Store.Update(ctx, func(tx store.Tx) error {
 		info, err := LoadInstance(ctx, tx, sc.Account, sc.Region, name)
+		if isAWSError(err, "InstanceNotRegisteredException") {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -119,7 +119,11 @@ func TestOnPremisesDeregistration(t *testing.T) {
 	register(t, c, "host1", "env=prod")
 	first := getInstance(t, c, "host1")
 
-	_, err := c.DeregisterOnPremisesInstance(ctx, &codedeploy.DeregisterOnPremisesInstanceInput{InstanceName: aws.String("nope")})
+	// Unknown names succeed: the operation models no DoesNotExist error.
+	if _, err := c.DeregisterOnPremisesInstance(ctx, &codedeploy.DeregisterOnPremisesInstanceInput{InstanceName: aws.String("nope")}); err != nil {
+		t.Fatalf("deregister unknown: %v", err)
+	}
+	_, err := c.GetOnPremisesInstance(ctx, &codedeploy.GetOnPremisesInstanceInput{InstanceName: aws.String("nope")})
 	servertest.WantError(t, err, "InstanceNotRegisteredException")
 	_, err = c.DeregisterOnPremisesInstance(ctx, &codedeploy.DeregisterOnPremisesInstanceInput{InstanceName: aws.String("")})
 	servertest.WantError(t, err, "InstanceNameRequiredException")

@@ -92,3 +92,25 @@ func (c *callerCache) invalidate(key string) {
 	c.gen++
 	delete(c.m, key)
 }
+
+// GroupByID returns the deployment group with the given ID, looked up by
+// its names first and, when renames moved it, among the caller's groups.
+func GroupByID(ctx context.Context, tx store.Tx, account, region, app, group, id string) (*cd.DeploymentGroupInfo, error) {
+	if g, err := LoadGroup(ctx, tx, account, region, app, group); err == nil && deref(g.DeploymentGroupId) == id {
+		return g, nil
+	}
+	items, err := tx.Scan(ctx, kindGroup, scope{account, region}.prefix(), "", 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		var g cd.DeploymentGroupInfo
+		if err := decodeInto(it.Value, &g); err != nil {
+			return nil, err
+		}
+		if deref(g.DeploymentGroupId) == id {
+			return &g, nil
+		}
+	}
+	return nil, awsjson.Errorf("DeploymentGroupDoesNotExistException", "The deployment group %s no longer exists.", group)
+}

@@ -44,14 +44,41 @@ func (r *Runner) perform(l *live, rec *Record, acts []engine.Action) {
 			if known, _ := r.targetGroups(rec); len(known) > 0 && len(a.Instances) > 0 {
 				go r.applyMembership(known) // the originals leave the target groups
 			}
-			if r.cfg.Teardown != nil && len(a.Instances) > 0 {
-				ev := TeardownEvent{DeploymentID: rec.ID, ApplicationName: rec.ApplicationName, DeploymentGroup: rec.GroupName, Instances: a.Instances, Terminate: a.Stop, InstanceAccounts: rec.Account}
-				go func() {
-					if err := r.cfg.Teardown(r.ctx, ev); err != nil {
-						r.log.Warn("teardown hook failed", "deployment", rec.ID, "instances", a.Instances, "err", err)
-					}
-				}()
+			if len(a.Instances) > 0 {
+				go r.teardown(teardownEvent(rec, a))
 			}
+		}
+	}
+}
+
+func teardownEvent(rec *Record, a engine.Terminate) TeardownEvent {
+	return TeardownEvent{DeploymentID: rec.ID, ApplicationName: rec.ApplicationName, DeploymentGroup: rec.GroupName,
+		Instances: a.Instances, Terminate: a.Stop, InstanceAccounts: rec.Account}
+}
+
+// teardown calls the operator's teardown hook for retired originals until
+// it succeeds. The pending call is recorded in the commit that retired them
+// and removed once done, so a crash in between repeats it after restart.
+func (r *Runner) teardown(ev TeardownEvent) {
+	for attempt := 0; ; attempt++ {
+		err := error(nil)
+		if r.cfg.Teardown != nil {
+			err = r.cfg.Teardown(r.ctx, ev)
+		}
+		if err == nil {
+			err = r.cfg.Store.Update(r.ctx, func(tx store.Tx) error {
+				_, err := tx.Delete(r.ctx, kindTeardown, ev.DeploymentID)
+				return err
+			})
+			if err == nil {
+				return
+			}
+		}
+		r.log.Warn("teardown hook failed; retrying", "deployment", ev.DeploymentID, "instances", ev.Instances, "attempt", attempt+1, "err", err)
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(min(time.Duration(attempt+1)*5*time.Second, time.Minute)):
 		}
 	}
 }
@@ -246,8 +273,21 @@ func (r *Runner) applyMembership(tgs []string) {
 // groups to the routers and reports the event's outcome to the engine.
 func (r *Runner) applyTraffic(id string, a engine.Traffic) {
 	rec, ok := r.snapshot(id)
-	if !ok {
-		return
+	for !ok {
+		// A failed commit answers no snapshot; the deployment may still be
+		// live. Try again rather than leave the event without a result.
+		r.mu.Lock()
+		_, live := r.lives[id]
+		r.mu.Unlock()
+		if !live || r.ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		rec, ok = r.snapshot(id)
 	}
 	known, unknown := r.targetGroups(rec)
 	diag := engine.Diagnostics{ErrorCode: "Success", Message: "Succeeded"}
@@ -272,25 +312,21 @@ func (r *Runner) applyTraffic(id string, a engine.Traffic) {
 		if err != nil {
 			succeeded = false
 			diag = engine.Diagnostics{ErrorCode: "UnknownError", Message: fmt.Sprintf("Instance %s could not be %s target groups %v: %v", a.Instance, verb, known, err)}
-		} else {
-			diag.Message = fmt.Sprintf("Instance %s %s target groups %v", a.Instance, verb, known)
-			if len(unknown) > 0 {
-				diag.Message += fmt.Sprintf("; target groups %v are not configured on this server (no-op)", unknown)
-			}
+		} else if len(unknown) > 0 {
+			// Success keeps AWS's wire strings unless part of it was a no-op.
+			diag.Message = fmt.Sprintf("Succeeded; target groups %v are not configured on this server (no-op there)", unknown)
 		}
 	}
-	if err := r.send(r.ctx, id, engine.Completed{CommandID: a.Command.ID, Succeeded: succeeded, Diagnostics: diag}); err != nil && err != errNotLive {
-		r.log.Warn("reporting traffic result", "deployment", id, "err", err)
-	}
+	r.sendRetrying(id, engine.Completed{CommandID: a.Command.ID, Succeeded: succeeded, Diagnostics: diag})
 }
 
 func isNotFound(err error) bool {
 	return err == store.ErrNotFound || strings.Contains(fmt.Sprint(err), store.ErrNotFound.Error())
 }
 
-func fleetKey(rec *Record) string {
-	return api.ScopeKey(rec.Account, rec.Region) + rec.ApplicationName + "/" + rec.GroupName
-}
+// fleetKey keys a group's fleet by the group's ID, which survives renames
+// of the group and its application.
+func fleetKey(rec *Record) string { return fleetKeyOf(rec.Account, rec.Region, rec.GroupID) }
 
 // LoadFleet returns a group's explicit fleet (empty when tag-selected).
 func LoadFleet(ctx context.Context, tx store.Tx, key string) (Fleet, error) {

@@ -58,10 +58,7 @@ func (r *Runner) StopDeployment(ctx context.Context, in *cd.StopDeploymentInput)
 
 func (r *Runner) groupExists(ctx context.Context, rec *Record) error {
 	return r.cfg.Store.View(ctx, func(tx store.Tx) error {
-		g, err := api.LoadGroup(ctx, tx, rec.Account, rec.Region, rec.ApplicationName, rec.GroupName)
-		if err == nil && deref(g.DeploymentGroupId) != rec.GroupID {
-			return awsjson.Errorf("DeploymentGroupDoesNotExistException", "The deployment group of deployment %s no longer exists.", rec.ID)
-		}
+		_, err := api.GroupByID(ctx, tx, rec.Account, rec.Region, rec.ApplicationName, rec.GroupName, rec.GroupID)
 		return err
 	})
 }

@@ -197,7 +197,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 			if len(greenInfo) == 0 {
 				return awsjson.Errorf("InvalidTargetInstancesException", "No registered on-premises instance matches the targetInstances tags.")
 			}
-			blueInfo, err := groupFleet(ctx, tx, account, region, g, fleetKeyOf(account, region, appName, groupName))
+			blueInfo, err := groupFleet(ctx, tx, account, region, g, fleetKeyOf(account, region, deref(g.DeploymentGroupId)))
 			if err != nil {
 				return err
 			}
@@ -210,7 +210,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 				}
 			}
 		} else {
-			infos, err := groupFleet(ctx, tx, account, region, g, fleetKeyOf(account, region, appName, groupName))
+			infos, err := groupFleet(ctx, tx, account, region, g, fleetKeyOf(account, region, deref(g.DeploymentGroupId)))
 			if err != nil {
 				return err
 			}
@@ -260,8 +260,8 @@ func (r *Runner) insert(ctx context.Context, tx store.Tx, rec *Record) error {
 	return tx.Put(ctx, kindDepIndex, api.ScopeKey(rec.Account, rec.Region)+rec.ID, []byte(rec.ApplicationName+"/"+rec.GroupName))
 }
 
-func fleetKeyOf(account, region, app, group string) string {
-	return api.ScopeKey(account, region) + app + "/" + group
+func fleetKeyOf(account, region, groupID string) string {
+	return api.ScopeKey(account, region) + groupID
 }
 
 func instanceOf(i cd.InstanceInfo) engine.Instance {
@@ -489,6 +489,13 @@ func (r *Runner) createRollback(ctx context.Context, tx store.Tx, rec *Record, g
 			return nil, nil
 		}
 		rb.Revision = *g.TargetRevision
+		// The rollback reuses the last successful deployment's content
+		// options, not the failed one's (SERVICE-SEMANTICS §6.2).
+		if last := g.LastSuccessfulDeployment; last != nil && last.DeploymentId != nil {
+			if prev, err := loadHeader(ctx, tx, *last.DeploymentId); err == nil {
+				rb.FileExistsBehavior = prev.FileExistsBehavior
+			}
+		}
 		infos, err := groupFleet(ctx, tx, rec.Account, rec.Region, g, fleetKey(rec))
 		if err != nil {
 			return nil, err

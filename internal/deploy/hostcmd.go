@@ -139,7 +139,7 @@ func (r *Runner) host(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if name == "" {
-		return "", &awsjson.Error{Type: "AccessDeniedException", Status: http.StatusForbidden,
+		return "", &awsjson.Error{Type: "AccessDeniedException", Status: http.StatusBadRequest,
 			Message: fmt.Sprintf("%s is not the IAM ARN of a registered on-premises instance", c.Principal)}
 	}
 	return c.Principal, nil
@@ -282,6 +282,15 @@ func (s commandService) PutHostCommandAcknowledgement(ctx context.Context, in *c
 	}
 	if err := r.send(ctx, deploymentOfCommand(id), engine.Acked{CommandID: id}); err != nil && err != errNotLive {
 		return nil, err
+	}
+	// The command may have timed out or been stopped between the check
+	// and the commit: only an acknowledgement that took runs it.
+	r.mu.Lock()
+	idx := r.index[deploymentOfCommand(id)]
+	took := idx != nil && idx.acked[id]
+	r.mu.Unlock()
+	if !took {
+		return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusFailed)}, nil
 	}
 	return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusInProgress)}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/engine"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/store"
@@ -35,6 +36,7 @@ const (
 	kindMember     = "tgmember"   // target group -> []traffic.Backend (desired)
 	kindInstRev    = "instrev"    // scope/groupID/instance -> revision key last deployed
 	kindTarget     = "dtarget"    // id/<position> -> engine.Instance (a deployment's targets)
+	kindTeardown   = "teardown"   // id -> TeardownEvent owed to the operator's hook
 )
 
 // Record is a deployment as stored.
@@ -163,6 +165,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
 	var recs []*Record
 	var members map[string][]traffic.Backend
+	var teardowns []TeardownEvent
 	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
 		locks, err := tx.Scan(ctx, kindGroupLock, "", "", 0)
 		if err != nil {
@@ -175,11 +178,24 @@ func (r *Runner) Start(ctx context.Context) error {
 			}
 			recs = append(recs, rec)
 		}
-		members, err = loadMembers(ctx, tx)
+		if members, err = loadMembers(ctx, tx); err != nil {
+			return err
+		}
+		owed, err := tx.Scan(ctx, kindTeardown, "", "", 0)
+		for _, it := range owed {
+			var ev TeardownEvent
+			if err := json.Unmarshal(it.Value, &ev); err != nil {
+				return err
+			}
+			teardowns = append(teardowns, ev)
+		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("resume deployments: %w", err)
+	}
+	for _, ev := range teardowns {
+		go r.teardown(ev)
 	}
 	if r.cfg.Traffic != nil {
 		for tg, bs := range members {
@@ -189,7 +205,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		}
 	}
 	for _, rec := range recs {
-		r.resume(rec)
+		r.resume(rec, true)
 	}
 	return nil
 }
@@ -254,7 +270,13 @@ func loadMembers(ctx context.Context, tx store.Tx) (map[string][]traffic.Backend
 
 // resume starts the loop of an active deployment whose state is persisted,
 // re-queueing the commands it was waiting on.
-func (r *Runner) resume(rec *Record) {
+func (r *Runner) resume(rec *Record, restarted bool) {
+	if restarted {
+		// Before the loop owns it: commands handed out again get a fresh
+		// pickup clock (persisted with the next commit, or redone after
+		// another restart).
+		_, _ = engine.Step(rec.Engine, r.cfg.Engine, engine.Resumed{}, r.now())
+	}
 	l := &live{id: rec.ID, inbox: make(chan *request, 64), done: make(chan struct{}), rec: rec}
 	r.mu.Lock()
 	r.lives[rec.ID] = l
@@ -282,7 +304,25 @@ func (r *Runner) resume(rec *Record) {
 		// Committed but not started (new, or the server stopped right
 		// after creating it). Start is queued like any other event, so
 		// CreateDeployment answers at once.
-		go func() { _ = r.send(r.ctx, rec.ID, engine.Start{}) }()
+		go r.sendRetrying(rec.ID, engine.Start{})
+	}
+}
+
+// sendRetrying delivers an event nobody waits on, retrying transient
+// failures (a failed commit) until the deployment ends or the server stops.
+func (r *Runner) sendRetrying(id string, ev any) {
+	for {
+		err := r.send(r.ctx, id, ev)
+		var na *engine.ErrNotApplicable
+		if err == nil || err == errNotLive || errors.As(err, &na) || r.ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("retrying deployment event", "deployment", id, "event", fmt.Sprintf("%T", ev), "err", err)
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
 }
 
@@ -531,6 +571,15 @@ func (r *Runner) commit(ctx context.Context, rec *Record, now time.Time, acts []
 						return err
 					}
 				}
+				if len(a.Instances) > 0 {
+					b, err := json.Marshal(teardownEvent(rec, a))
+					if err != nil {
+						return err
+					}
+					if err := tx.Put(ctx, kindTeardown, rec.ID, b); err != nil {
+						return err
+					}
+				}
 			case engine.Finished:
 				if err := r.dropPrewarmed(ctx, tx, rec); err != nil {
 					return err
@@ -587,7 +636,7 @@ func saveRecord(ctx context.Context, tx store.Tx, rec *Record, changed func(*eng
 func targetKey(id string, i int) string { return fmt.Sprintf("%s/%06d", id, i) }
 
 // startLive begins a committed, newly created deployment.
-func (r *Runner) startLive(rec *Record) { r.resume(rec) }
+func (r *Runner) startLive(rec *Record) { r.resume(rec, false) }
 
 // finish records a terminal deployment on its group and, when asked,
 // creates the rollback deployment in the same transaction.
@@ -599,13 +648,14 @@ func (r *Runner) finish(ctx context.Context, tx store.Tx, rec *Record) (*Record,
 	if _, err := tx.Delete(ctx, api.ActiveKind, api.ScopeKey(rec.Account, rec.Region)+rec.ID); err != nil {
 		return nil, err
 	}
-	g, err := api.LoadGroup(ctx, tx, rec.Account, rec.Region, rec.ApplicationName, rec.GroupName)
-	if err != nil {
+	g, err := api.GroupByID(ctx, tx, rec.Account, rec.Region, rec.ApplicationName, rec.GroupName, rec.GroupID)
+	var ae *awsjson.Error
+	if errors.As(err, &ae) {
 		// The group was deleted meanwhile; nothing to record on it.
 		return nil, nil
 	}
-	if deref(g.DeploymentGroupId) != rec.GroupID {
-		return nil, nil
+	if err != nil {
+		return nil, err
 	}
 	ts := timeOf(e.Completed)
 	summary := &cd.LastDeploymentInfo{DeploymentId: &rec.ID, Status: &e.Status, EndTime: ts, CreateTime: timeOf(e.Created)}

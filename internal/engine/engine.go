@@ -228,6 +228,10 @@ type (
 		Succeeded   bool
 		Diagnostics Diagnostics
 	}
+	// Resumed follows a server restart: commands handed out again restart
+	// their pickup clock, so the server's downtime is not counted against
+	// the agents.
+	Resumed struct{}
 	// Continue is ContinueDeployment.
 	Continue struct{ WaitType string }
 	// Stop is StopDeployment. Rollback nil follows the deployment's
@@ -334,7 +338,7 @@ func NewDeployment(d Deployment, blue, green []Instance, now time.Time) *Deploym
 func Step(d *Deployment, cfg Config, ev any, now time.Time) ([]Action, error) {
 	if Terminal(d.Status) {
 		switch ev.(type) {
-		case Tick, Acked, Completed:
+		case Tick, Acked, Completed, Resumed:
 			return nil, nil
 		}
 		return nil, &ErrNotApplicable{Reason: "deployment is already completed"}
@@ -361,6 +365,13 @@ func Step(d *Deployment, cfg Config, ev any, now time.Time) ([]Action, error) {
 		}
 	case Stop:
 		s.stop(e.Rollback)
+	case Resumed:
+		for _, in := range d.Instances {
+			if c := in.Cmd; c != nil && c.Acked.IsZero() {
+				c.Dispatched = now
+				in.LastUpdated = now
+			}
+		}
 	default:
 		return nil, fmt.Errorf("engine: unknown event %T", ev)
 	}
@@ -491,11 +502,21 @@ func (s *stepper) tick() {
 	d := s.d
 	for _, in := range d.Instances {
 		c := in.Cmd
-		if c == nil || IsTrafficEvent(c.Event) {
+		if c == nil {
 			continue
 		}
 		ev := &in.Events[c.Index]
 		switch {
+		case IsTrafficEvent(c.Event):
+			// The traffic layer reports back; if it never does (a lost
+			// result), the event fails rather than holding the deployment.
+			if s.cfg.EventTimeout > 0 && !s.now.Before(c.Dispatched.Add(s.cfg.EventTimeout)) {
+				in.Cmd = nil
+				ev.Status = Failed
+				ev.End = s.now
+				ev.Diagnostics = &Diagnostics{ErrorCode: "UnknownError", Message: fmt.Sprintf("The traffic change of %s did not complete within %s.", ev.Name, s.cfg.EventTimeout)}
+				s.failInstance(in)
+			}
 		case c.Acked.IsZero() && s.cfg.PickupTimeout > 0 && !s.now.Before(c.Dispatched.Add(s.cfg.PickupTimeout)):
 			in.Cmd = nil
 			ev.Status = Failed
@@ -507,6 +528,10 @@ func (s *stepper) tick() {
 			ev.Status = Failed
 			ev.End = s.now
 			ev.Diagnostics = &Diagnostics{ErrorCode: "ScriptTimedOut", Message: fmt.Sprintf("The lifecycle event %s did not complete within %s.", ev.Name, s.cfg.EventTimeout)}
+			if d.IgnoreApplicationStopFailures && stopForgivable(ev.Name) {
+				in.LastUpdated = s.now
+				continue // forgiven like a failed script: go on
+			}
 			s.failInstance(in)
 		}
 	}
@@ -549,6 +574,14 @@ func (s *stepper) continueWait(waitType string) error {
 
 func (s *stepper) stop(rollback *bool) {
 	d := s.d
+	if d.Status == StatusCreated || d.Status == StatusQueued {
+		// Nothing has run: the stop takes effect at once.
+		d.Stopping = true
+		d.StopRollback = false
+		s.skipRemaining()
+		s.finish(StatusStopped, CodeManualStop, "The deployment was stopped by a user request (StopDeployment) before it started.")
+		return
+	}
 	want := d.RollbackOnStop
 	if rollback != nil {
 		want = *rollback
@@ -749,6 +782,9 @@ type counts struct{ pending, running, ok, failed, n int }
 func (s *stepper) count(phase string) counts {
 	var c counts
 	for _, in := range s.phaseInstances(phase) {
+		if phase == PhaseAllow && s.failedBeforeAllow(in) {
+			continue // the install rule already judged it
+		}
 		c.n++
 		switch in.Status {
 		case Pending:
@@ -770,6 +806,17 @@ func (s *stepper) count(phase string) counts {
 	return c
 }
 
+// failedBeforeAllow reports whether a replacement instance failed its
+// install events and so never takes part in the reroute.
+func (s *stepper) failedBeforeAllow(in *Instance) bool {
+	d := s.d
+	if !d.BlueGreen || d.Rollback || in.Label != Green || in.Status != Failed {
+		return false
+	}
+	i := len(installEvents)
+	return i < len(in.Events) && in.Events[i].Status == Skipped
+}
+
 // startBatch starts as many pending instances as the minimum-healthy rule
 // allows, or fails the deployment when it can no longer be honoured.
 func (s *stepper) startBatch() bool {
@@ -782,6 +829,19 @@ func (s *stepper) startBatch() bool {
 	if d.MinHealthy.Type == MostConcurrency {
 		allowed = 1 - c.running
 		if c.failed > 0 {
+			allowed = 0
+		}
+	}
+	if d.Phase == PhaseAllow {
+		// Rerouting goes in batches of the configuration's size and needs
+		// M instances rerouted in the end (SERVICE-SEMANTICS §3.2); the
+		// instances that failed to install are out of it.
+		batch := max(len(s.phaseInstances(PhaseAllow))-d.M, 1)
+		if d.MinHealthy.Type == MostConcurrency {
+			batch = 1
+		}
+		allowed = batch - c.running
+		if c.ok+c.pending+c.running < d.M || (d.MinHealthy.Type == MostConcurrency && c.failed > 0) {
 			allowed = 0
 		}
 	}
@@ -950,6 +1010,7 @@ func (s *stepper) beginTerminate() {
 
 func (s *stepper) finish(status, code, msg string) {
 	d := s.d
+	rerouted := d.BlueGreen && !d.Rollback && (d.Phase == PhaseBlock || d.Phase == PhaseTermination)
 	d.Status = status
 	d.Phase = PhaseDone
 	d.Completed = s.now
@@ -966,6 +1027,19 @@ func (s *stepper) finish(status, code, msg string) {
 		d.RollbackWanted = d.RollbackOnFailure
 	case StatusStopped:
 		d.RollbackWanted = d.Stopping && d.StopRollback
+	}
+	if status == StatusStopped && rerouted && !d.RollbackWanted {
+		// Traffic is on the replacements already: they become the fleet
+		// and the originals leave it, kept running (as KEEP_ALIVE).
+		var names []string
+		for _, in := range d.Instances {
+			if in.Label == Blue {
+				in.Retired = true
+				in.LastUpdated = s.now
+				names = append(names, in.Name)
+			}
+		}
+		s.emit(Terminate{Instances: names})
 	}
 	s.emit(Finished{Status: status})
 }

@@ -461,3 +461,81 @@ func TestStopDuringEachBlueGreenPhase(t *testing.T) {
 		})
 	}
 }
+
+// Replacement instances that failed to install are out of the reroute: the
+// ones that installed are rerouted in the configuration's batches.
+func TestBlueGreenRerouteIgnoresInstallFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mh     MinHealthy
+		greens int
+		failed []string
+	}{
+		{"OneAtATime last install fails", MinHealthy{Type: MostConcurrency, Value: 1}, 2, []string{"g1"}},
+		{"HalfAtATime half fail", MinHealthy{Type: FleetPercent, Value: 50}, 4, []string{"g2", "g3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var green []Instance
+			for i := range tc.greens {
+				green = append(green, Instance{Name: fmt.Sprintf("g%d", i)})
+			}
+			dep := blueGreen("CONTINUE_DEPLOYMENT", 0, "KEEP_ALIVE", 0)
+			dep.MinHealthy = tc.mh
+			d := NewDeployment(dep, []Instance{{Name: "b0"}}, green, t0)
+			w := newWorld(t, d)
+			w.fail = func(h, e string) bool { return e == Install && slices.Contains(tc.failed, h) }
+			_ = w.step(Start{})
+			w.drain()
+			if d.Status != StatusSucceeded {
+				t.Fatalf("status %s %s", d.Status, d.ErrorMessage)
+			}
+			for _, in := range d.Instances {
+				if in.Label == Green && !slices.Contains(tc.failed, in.Name) && in.Status != Succeeded {
+					t.Errorf("%s is %s, want Succeeded (rerouted)", in.Name, in.Status)
+				}
+			}
+		})
+	}
+}
+
+// Stopping after the reroute without a rollback leaves traffic on the
+// replacements, and they become the fleet.
+func TestBlueGreenStopAfterRerouteHandsOverFleet(t *testing.T) {
+	d := NewDeployment(blueGreen("CONTINUE_DEPLOYMENT", 0, "TERMINATE", 60), hosts(1), []Instance{{Name: "g0"}}, t0)
+	w := newWorld(t, d)
+	_ = w.step(Start{})
+	w.drain()
+	if d.Phase != PhaseTermination {
+		t.Fatalf("phase %s", d.Phase)
+	}
+	no := false
+	_ = w.step(Stop{Rollback: &no})
+	if d.Status != StatusStopped || !slices.Equal(w.terminated, []string{"h0"}) {
+		t.Fatalf("status %s, retired %v", d.Status, w.terminated)
+	}
+}
+
+// A stop that arrives before the deployment started ends it at once.
+func TestStopBeforeStart(t *testing.T) {
+	d := NewDeployment(Deployment{ID: "d-X", RollbackOnFailure: true, MinHealthy: MinHealthy{Type: MostConcurrency}}, nil, hosts(2), t0)
+	w := newWorld(t, d)
+	_ = w.step(Stop{})
+	if d.Status != StatusStopped || d.ErrorCode != CodeManualStop || d.RollbackWanted {
+		t.Fatalf("status %s/%s rollback %v", d.Status, d.ErrorCode, d.RollbackWanted)
+	}
+	if err := w.step(Start{}); err == nil || d.Status != StatusStopped {
+		t.Fatalf("start after stop: %v, status %s", err, d.Status)
+	}
+}
+
+// After a restart, commands handed out again get a fresh pickup clock.
+func TestResumedRestartsPickupClock(t *testing.T) {
+	d := NewDeployment(Deployment{ID: "d-X", MinHealthy: MinHealthy{Type: MostConcurrency}}, nil, hosts(1), t0)
+	_, _ = Step(d, testCfg, Start{}, t0)
+	later := t0.Add(2 * testCfg.PickupTimeout)
+	_, _ = Step(d, testCfg, Resumed{}, later)
+	_, _ = Step(d, testCfg, Tick{}, later.Add(time.Second))
+	if d.Status != StatusInProgress {
+		t.Fatalf("the server's downtime failed the event: %s", d.Status)
+	}
+}
