@@ -263,7 +263,7 @@ func TestE2EAutoRollbackOnFailure(t *testing.T) {
 		t.Errorf("rollback revision %s", k)
 	}
 	info2 = e.getDeployment(t, id2)
-	if info2.Status != types.DeploymentStatusFailed || info2.RollbackInfo == nil || aws.ToString(info2.RollbackInfo.RollbackMessage) == "" {
+	if info2.Status != types.DeploymentStatusFailed || info2.RollbackInfo == nil || aws.ToString(info2.RollbackInfo.RollbackMessage) != "Rollback deployment "+rb+" succeeded." {
 		t.Errorf("original after rollback: %s %+v", info2.Status, info2.RollbackInfo)
 	}
 	// Disk: v1 again, v2's extra file gone.

@@ -648,6 +648,9 @@ func (r *Runner) finish(ctx context.Context, tx store.Tx, rec *Record) (*Record,
 	if _, err := tx.Delete(ctx, api.ActiveKind, api.ScopeKey(rec.Account, rec.Region)+rec.ID); err != nil {
 		return nil, err
 	}
+	if err := noteRollbackOutcome(ctx, tx, rec); err != nil {
+		return nil, err
+	}
 	g, err := api.GroupByID(ctx, tx, rec.Account, rec.Region, rec.ApplicationName, rec.GroupName, rec.GroupID)
 	var ae *awsjson.Error
 	if errors.As(err, &ae) {
@@ -681,4 +684,27 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// noteRollbackOutcome updates the rollbackMessage of the deployment a
+// finished rollback was rolling back, so it tells how the rollback ended.
+func noteRollbackOutcome(ctx context.Context, tx store.Tx, rb *Record) error {
+	if rb.RollbackInfo == nil || rb.RollbackInfo.RollbackTriggeringDeploymentId == nil {
+		return nil
+	}
+	orig, err := loadHeader(ctx, tx, *rb.RollbackInfo.RollbackTriggeringDeploymentId)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	outcome := map[string]string{engine.StatusSucceeded: "succeeded", engine.StatusFailed: "failed", engine.StatusStopped: "was stopped"}[rb.Engine.Status]
+	msg := fmt.Sprintf("Rollback deployment %s %s.", rb.ID, outcome)
+	if orig.RollbackInfo == nil {
+		orig.RollbackInfo = &cd.RollbackInfo{}
+	}
+	orig.RollbackInfo.RollbackMessage = &msg
+	// A header-only record: its targets stay as they are.
+	return saveRecord(ctx, tx, orig, func(*engine.Instance) bool { return false })
 }
