@@ -214,19 +214,27 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 			if err != nil {
 				return err
 			}
-			var current string
-			if rec.UpdateOutdatedInstancesOnly {
-				current = api.RevisionKey(in.Revision)
-			}
+			// Instances whose revision is unknown go first, then those on an
+			// older revision, then those already on this one (§3.3).
+			current := api.RevisionKey(in.Revision)
+			rank := map[string]int{}
 			for _, i := range infos {
-				if current != "" {
-					b, err := tx.Get(ctx, kindInstRev, api.ScopeKey(account, region)+rec.GroupID+"/"+deref(i.InstanceName))
-					if err == nil && string(b) == current {
-						continue // already on this revision
-					}
+				b, err := tx.Get(ctx, kindInstRev, api.ScopeKey(account, region)+rec.GroupID+"/"+deref(i.InstanceName))
+				switch {
+				case isNotFound(err):
+					rank[deref(i.InstanceName)] = 0
+				case err != nil:
+					return err
+				case string(b) != current:
+					rank[deref(i.InstanceName)] = 1
+				case rec.UpdateOutdatedInstancesOnly:
+					continue // already on this revision
+				default:
+					rank[deref(i.InstanceName)] = 2
 				}
 				green = append(green, instanceOf(i))
 			}
+			slices.SortStableFunc(green, func(a, b engine.Instance) int { return rank[a.Name] - rank[b.Name] })
 		}
 		rec.Engine = engine.NewDeployment(e, blue, green, now)
 		if err := api.TouchRevision(ctx, tx, account, region, appName, in.Revision, now, groupName); err != nil {
