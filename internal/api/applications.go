@@ -105,15 +105,18 @@ func (s *Server) GetApplication(ctx context.Context, in *cd.GetApplicationInput)
 		return nil, err
 	}
 	sc := scopeOf(ctx)
-	var app *cd.ApplicationInfo
-	err = s.Store.View(ctx, func(tx store.Tx) error {
-		app, err = loadApp(ctx, tx, sc, name)
-		return err
-	})
+	b, err := store.Get(ctx, s.Store, kindApp, appKey(sc, name))
+	if notFound(err) {
+		return nil, awsjson.Errorf("ApplicationDoesNotExistException", "No application found for name: %s", name)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &cd.GetApplicationOutput{Application: app}, nil
+	var app cd.ApplicationInfo
+	if err := decodeInto(b, &app); err != nil {
+		return nil, err
+	}
+	return &cd.GetApplicationOutput{Application: &app}, nil
 }
 
 // BatchGetApplications implements the operation.

@@ -133,13 +133,10 @@ func (m *Manager) now() time.Time {
 // Lookup returns a live key and its secret.
 func (m *Manager) Lookup(ctx context.Context, id string) (Key, string, error) {
 	var k Key
-	err := m.Store.View(ctx, func(tx store.Tx) error {
-		b, err := tx.Get(ctx, kind, id)
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(b, &k)
-	})
+	b, err := store.Get(ctx, m.Store, kind, id)
+	if err == nil {
+		err = json.Unmarshal(b, &k)
+	}
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Revoked) {
 		return Key{}, "", ErrNotFound
 	}

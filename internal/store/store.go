@@ -47,6 +47,27 @@ type Store interface {
 	Close() error
 }
 
+// Reader is implemented by stores that can read one record without a
+// transaction. One statement is its own consistent snapshot, and skipping
+// BEGIN/COMMIT matters on hot paths (every request looks up its access key).
+type Reader interface {
+	Get(ctx context.Context, kind, key string) ([]byte, error)
+}
+
+// Get reads one record, outside a transaction when the store supports it.
+func Get(ctx context.Context, s Store, kind, key string) ([]byte, error) {
+	if r, ok := s.(Reader); ok {
+		return r.Get(ctx, kind, key)
+	}
+	var v []byte
+	err := s.View(ctx, func(tx Tx) error {
+		var err error
+		v, err = tx.Get(ctx, kind, key)
+		return err
+	})
+	return v, err
+}
+
 // Tx is one transaction. It must not be used after the function given to
 // Update or View returns.
 type Tx interface {

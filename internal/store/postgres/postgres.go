@@ -147,6 +147,11 @@ func retryable(err error) bool {
 	return pgErr.Code == "40001" || pgErr.Code == "40P01"
 }
 
+// Get implements [store.Reader].
+func (db *DB) Get(ctx context.Context, kind, key string) ([]byte, error) {
+	return db.db.Get(ctx, &dialect, kind, key)
+}
+
 // View implements [store.Store].
 func (db *DB) View(ctx context.Context, fn func(tx store.Tx) error) error {
 	opts := &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}

@@ -156,6 +156,11 @@ func (db *DB) View(ctx context.Context, fn func(tx store.Tx) error) error {
 	return sqlkv.Run(ctx, db.reader, &sql.TxOptions{ReadOnly: true}, &dialect, false, fn)
 }
 
+// Get implements [store.Reader].
+func (db *DB) Get(ctx context.Context, kind, key string) ([]byte, error) {
+	return db.reader.Get(ctx, &dialect, kind, key)
+}
+
 // Close implements [store.Store]. It waits for running transactions.
 func (db *DB) Close() error {
 	rerr := db.reader.Close()

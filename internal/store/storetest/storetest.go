@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"ViewReadOnly", testViewReadOnly},
 		{"Reopen", testReopen},
 		{"TxAfterReturn", testTxAfterReturn},
+		{"GetOutsideTx", testGetOutsideTx},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
@@ -673,5 +674,28 @@ func testTxAfterReturn(t *testing.T, open Opener) {
 	}
 	if got := get(t, s, "app", "a"); got != "x" {
 		t.Errorf("app/a = %q, changed by a finished transaction", got)
+	}
+}
+
+// testGetOutsideTx checks store.Get: the backends read without a
+// transaction and must see committed data and report missing records.
+func testGetOutsideTx(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := context.Background()
+	if _, ok := s.(store.Reader); !ok {
+		t.Fatalf("%T does not implement store.Reader", s)
+	}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.Put(ctx, "k", "a/b", []byte("v1")) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Get(ctx, s, "k", "a/b")
+	if err != nil || string(got) != "v1" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if _, err := store.Get(ctx, s, "k", "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get missing: %v", err)
+	}
+	if _, err := store.Get(ctx, s, "k", "bad\x00key"); err == nil {
+		t.Fatal("Get accepted a key with NUL")
 	}
 }

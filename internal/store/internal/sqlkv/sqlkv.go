@@ -110,6 +110,30 @@ type Pool struct {
 	stmts sync.Map // SQL text -> *sql.Stmt
 }
 
+// Get reads one record outside any transaction.
+func (p *Pool) Get(ctx context.Context, d *Dialect, kind, key string) ([]byte, error) {
+	if !ValidName(kind) || !ValidName(key) {
+		return nil, fmt.Errorf("%s: get %q/%q: kind and key must be valid UTF-8 without NUL", d.Name, kind, key)
+	}
+	var v []byte
+	var err error
+	if st, ok := p.stmts.Load(d.Get); ok {
+		err = st.(*sql.Stmt).QueryRowContext(ctx, kind, key).Scan(&v)
+	} else {
+		err = p.DB.QueryRowContext(ctx, d.Get, kind, key).Scan(&v)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: get %s/%s: %w", d.Name, kind, key, err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
 // Close closes the prepared statements and the database.
 func (p *Pool) Close() error {
 	p.stmts.Range(func(_, v any) bool {
