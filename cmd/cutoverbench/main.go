@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,6 +29,8 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/cutoverhq/cutover/internal/colorserver"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -47,7 +48,6 @@ const (
 	rootSecret = "bench-root-secret-key-00000000000000000"
 	app        = "bench"
 	group      = "bench"
-	colorHdr   = "X-Color"
 )
 
 func main() {
@@ -94,7 +94,7 @@ func run(clients int, d time.Duration, verbose bool) error {
 	type backend struct{ name, color, addr string }
 	var backends []backend
 	for i, color := range []string{"blue", "green", "blue", "green"} {
-		addr, stop, err := startBackend(color)
+		addr, stop, err := colorserver.Start(color)
 		if err != nil {
 			return err
 		}
@@ -107,10 +107,10 @@ func run(clients int, d time.Duration, verbose bool) error {
 	btg := traffic.TargetGroupConfig{Name: "tg-builtin", Driver: traffic.DriverBuiltin, Mode: traffic.ModeHTTP, Port: 1, HealthCheck: hc, DeregistrationDelay: 5 * time.Second}
 	htg := btg
 	htg.Name, htg.Driver = "tg-haproxy", traffic.DriverHAProxy
-	if btg.Listen, err = freeAddr(); err != nil {
+	if btg.Listen, err = colorserver.FreeAddr(); err != nil {
 		return err
 	}
-	if htg.Listen, err = freeAddr(); err != nil {
+	if htg.Listen, err = colorserver.FreeAddr(); err != nil {
 		return err
 	}
 	p, err := haproxy.Start(ctx, dir, []traffic.TargetGroupConfig{htg.WithDefaults()})
@@ -305,7 +305,7 @@ func (b *bench) round(ctx context.Context, tg traffic.TargetGroupConfig, clients
 				}
 				ph := phase.Load()
 				t0 := time.Now()
-				color, err := get(hc, url)
+				color, err := colorserver.Get(hc, url)
 				if err != nil {
 					failed.Add(1)
 					firstFail.CompareAndSwap(nil, err.Error())
@@ -448,46 +448,4 @@ func (b *bench) waitTerminationWait(ctx context.Context, id string) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return fmt.Errorf("deployment %s never reached its termination wait", id)
-}
-
-func get(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", errors.New(resp.Status)
-	}
-	return resp.Header.Get(colorHdr), nil
-}
-
-func startBackend(color string) (addr string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	body := []byte("hello from " + color + "\n")
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			return
-		}
-		w.Header().Set(colorHdr, color)
-		_, _ = w.Write(body)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), func() { srv.Close() }, nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

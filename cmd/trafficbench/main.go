@@ -7,12 +7,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -20,6 +18,8 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/cutoverhq/cutover/internal/colorserver"
 
 	"github.com/cutoverhq/cutover/internal/traffic"
 	"github.com/cutoverhq/cutover/internal/traffic/builtin"
@@ -54,7 +54,7 @@ func run(clients int, d time.Duration, n int) error {
 		if i%2 == 1 {
 			color = "green"
 		}
-		addr, stop, err := startBackend(color)
+		addr, stop, err := colorserver.Start(color)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func run(clients int, d time.Duration, n int) error {
 	}
 	defer os.RemoveAll(dir)
 	htg := tg
-	htg.Listen, err = freeAddr()
+	htg.Listen, err = colorserver.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func bench(ctx context.Context, name string, r traffic.Router, addr string, blue
 				}
 				ph := phase.Load()
 				t0 := time.Now()
-				color, err := get(client, url)
+				color, err := colorserver.Get(client, url)
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -222,46 +222,4 @@ func bench(ctx context.Context, name string, r traffic.Router, addr string, blue
 	}
 	res.switchLat, res.rollbackLat = switchLat(1), switchLat(2)
 	return res, nil
-}
-
-func get(c *http.Client, url string) (string, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", errors.New(resp.Status)
-	}
-	return resp.Header.Get("X-Color"), nil
-}
-
-func startBackend(color string) (addr string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	body := []byte("hello from " + color + "\n")
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			return
-		}
-		w.Header().Set("X-Color", color)
-		w.Write(body)
-	}), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return ln.Addr().String(), func() { srv.Close() }, nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

@@ -89,6 +89,16 @@ func groupName(v *string) (string, error) {
 	return checkName(v, "DeploymentGroupNameRequiredException", "InvalidDeploymentGroupNameException", "deployment group name")
 }
 
+// appAndGroup validates an application and a deployment group name.
+func appAndGroup(app, group *string) (string, string, error) {
+	a, err := appName(app)
+	if err != nil {
+		return "", "", err
+	}
+	g, err := groupName(group)
+	return a, g, err
+}
+
 func appName(v *string) (string, error) {
 	return checkName(v, "ApplicationNameRequiredException", "InvalidApplicationNameException", "application name")
 }
@@ -119,11 +129,7 @@ func SaveGroup(ctx context.Context, tx store.Tx, account, region string, g *cd.D
 
 // CreateDeploymentGroup implements the operation.
 func (s *Server) CreateDeploymentGroup(ctx context.Context, in *cd.CreateDeploymentGroupInput) (*cd.CreateDeploymentGroupOutput, error) {
-	app, err := appName(in.ApplicationName)
-	if err != nil {
-		return nil, err
-	}
-	name, err := groupName(in.DeploymentGroupName)
+	app, name, err := appAndGroup(in.ApplicationName, in.DeploymentGroupName)
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +196,7 @@ func (s *Server) CreateDeploymentGroup(ctx context.Context, in *cd.CreateDeploym
 // UpdateDeploymentGroup is a partial update: members left out keep their
 // value, members given (lists included, even empty ones) replace it.
 func (s *Server) UpdateDeploymentGroup(ctx context.Context, in *cd.UpdateDeploymentGroupInput) (*cd.UpdateDeploymentGroupOutput, error) {
-	app, err := appName(in.ApplicationName)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := groupName(in.CurrentDeploymentGroupName)
+	app, cur, err := appAndGroup(in.ApplicationName, in.CurrentDeploymentGroupName)
 	if err != nil {
 		return nil, err
 	}
@@ -627,11 +629,7 @@ func validateTriggers(ts []cd.TriggerConfig) error {
 
 // GetDeploymentGroup implements the operation.
 func (s *Server) GetDeploymentGroup(ctx context.Context, in *cd.GetDeploymentGroupInput) (*cd.GetDeploymentGroupOutput, error) {
-	app, err := appName(in.ApplicationName)
-	if err != nil {
-		return nil, err
-	}
-	name, err := groupName(in.DeploymentGroupName)
+	app, name, err := appAndGroup(in.ApplicationName, in.DeploymentGroupName)
 	if err != nil {
 		return nil, err
 	}
@@ -655,11 +653,7 @@ func (s *Server) GetDeploymentGroup(ctx context.Context, in *cd.GetDeploymentGro
 // DeleteApplication, deleting a group or application that does not exist
 // succeeds with nothing to clean up.
 func (s *Server) DeleteDeploymentGroup(ctx context.Context, in *cd.DeleteDeploymentGroupInput) (*cd.DeleteDeploymentGroupOutput, error) {
-	app, err := appName(in.ApplicationName)
-	if err != nil {
-		return nil, err
-	}
-	name, err := groupName(in.DeploymentGroupName)
+	app, name, err := appAndGroup(in.ApplicationName, in.DeploymentGroupName)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,13 @@ func smokeInPlace(t *testing.T, format string) {
 	env.StartAgent(t, "host-1", map[string]string{"role": "web"}, "")
 	env.StartAgent(t, "host-2", map[string]string{"role": "web"}, "")
 	env.SetupGroup(t, "app", "web", "CodeDeployDefault.AllAtOnce", "role", "web")
+	deployInline(t, env, 2)
+}
+
+// deployInline deploys an inline appspec to the "app"/"web" group and
+// checks it succeeds on want instances; it returns the deployment id.
+func deployInline(t *testing.T, env *servertest.Env, want int64) string {
+	t.Helper()
 	out, err := env.Client.CreateDeployment(context.Background(), &codedeploy.CreateDeploymentInput{
 		ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("web"),
 		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeAppSpecContent,
@@ -34,10 +41,11 @@ func smokeInPlace(t *testing.T, format string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := env.WaitStatus(t, *out.DeploymentId, 20*time.Second, types.DeploymentStatusSucceeded, types.DeploymentStatusFailed)
-	if info.Status != types.DeploymentStatusSucceeded || info.DeploymentOverview.Succeeded != 2 {
+	info := env.WaitStatus(t, *out.DeploymentId, 30*time.Second, types.DeploymentStatusSucceeded, types.DeploymentStatusFailed)
+	if info.Status != types.DeploymentStatusSucceeded || info.DeploymentOverview.Succeeded != want {
 		t.Fatalf("%s %+v %+v", info.Status, info.DeploymentOverview, info.ErrorInformation)
 	}
+	return *out.DeploymentId
 }
 
 // TestDeleteApplicationRemovesDeployments checks DeleteApplication takes
@@ -47,19 +55,11 @@ func TestDeleteApplicationRemovesDeployments(t *testing.T) {
 	env.StartAgent(t, "host-1", map[string]string{"role": "web"}, "")
 	env.SetupGroup(t, "app", "web", "", "role", "web")
 	ctx := context.Background()
-	out, err := env.Client.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{
-		ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("web"),
-		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeAppSpecContent,
-			AppSpecContent: &types.AppSpecContent{Content: aws.String("version: 0.0\nos: linux\n")}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.WaitStatus(t, *out.DeploymentId, 20*time.Second, types.DeploymentStatusSucceeded)
+	id := deployInline(t, env, 1)
 	if _, err := env.Client.DeleteApplication(ctx, &codedeploy.DeleteApplicationInput{ApplicationName: aws.String("app")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = env.Client.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: out.DeploymentId})
+	_, err := env.Client.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: &id})
 	servertest.WantError(t, err, "DeploymentDoesNotExistException")
 	list, err := env.Client.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{})
 	if err != nil || len(list.Deployments) != 0 {
