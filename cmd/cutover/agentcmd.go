@@ -75,12 +75,17 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	s3Endpoint := s.fs.String("s3-endpoint", "", "S3-compatible endpoint for revisions (default AWS_ENDPOINT_URL_S3)")
 	specCert := s.fs.String("spec-cert", "", "pin the server's deployment-specification signing certificate (PEM)")
 	grace := s.fs.Duration("shutdown-grace", agent.DefaultShutdownGrace, "time a running hook gets to finish on shutdown")
-	logLevel := s.fs.String("log-level", "info", "debug, info, warn or error")
+	var lf logFlags
+	lf.declare(s.fs, "info")
 	if err := s.parse(args); err != nil {
 		return err
 	}
+	logger, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
 	cfg := agent.Config{RootDir: *rootDir, MaxRevisions: *maxRevisions, S3Endpoint: *s3Endpoint, S3PathStyle: true,
-		SpecCertFile: *specCert, ShutdownGrace: *grace, Logger: newLogger(stderr, *logLevel), Version: version}
+		SpecCertFile: *specCert, ShutdownGrace: *grace, Logger: logger, Version: readBuildInfo().Version}
 	if c, err := agent.LoadOnPremConfig(*onprem); err == nil {
 		cfg.Endpoint, cfg.Region, cfg.Credentials, cfg.HostIdentifier = c.CutoverEndpoint, c.Region, c.CredentialsProvider(), c.HostIdentifier()
 	} else if !errors.Is(err, os.ErrNotExist) {

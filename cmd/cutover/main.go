@@ -11,17 +11,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/keys"
+	"github.com/cutoverhq/cutover/internal/logging"
 	"github.com/cutoverhq/cutover/internal/server"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 const usage = `cutover — self-hosted deployments that speak the AWS CodeDeploy API
 
@@ -34,10 +34,11 @@ Usage:
   cutover keys list
   cutover keys revoke ACCESS_KEY_ID
   cutover github-token add --name NAME --token TOKEN [--account ID] [--region R]
-  cutover version
+  cutover version                print the version, commit and build time
 
-Every flag can also be set as CUTOVER_<FLAG> in the environment or in a YAML
---config file. Run 'cutover <command> -h' for a command's flags.
+Flags may come before or after arguments. Every flag can also be set as
+CUTOVER_<FLAG> in the environment or in a YAML --config file.
+Run 'cutover <command> -h' for a command's flags; -h never changes anything.
 `
 
 func main() {
@@ -72,9 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeys(ctx, args[1:], stdout)
 	case "github-token":
 		return runGitHubToken(ctx, args[1:], stdout)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "cutover", version)
-		return nil
+	case "version":
+		return runVersion(args[1:], stdout)
+	case "--version", "-v":
+		return runVersion(nil, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -83,18 +85,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
-}
-
 // serverFlags declares the flags shared by server and dev.
 type serverFlags struct {
 	listen, dataDir, database, tlsCert, tlsKey, logLevel string
 	trafficConfig, teardownCommand, teardownWebhook      string
 	specFormat, specCert, specKey                        string
 	minute, pickupTimeout, eventTimeout, pollWait        time.Duration
+	logFormat                                            string
+	rootAccount                                          string
 }
 
 func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault string) {
@@ -104,6 +102,8 @@ func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault st
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (serve HTTPS; agents on other hosts need it)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log line format: text or json")
+	fs.StringVar(&f.rootAccount, "root-account", keys.DefaultAccount, "12-digit account of the root key (CUTOVER_ROOT_ACCESS_KEY_ID)")
 	fs.StringVar(&f.trafficConfig, "traffic-config", "", "YAML file defining target groups and their router drivers")
 	fs.StringVar(&f.teardownCommand, "teardown-command", "", "command run (with CUTOVER_INSTANCES set) when blue/green terminates original instances")
 	fs.StringVar(&f.teardownWebhook, "teardown-webhook", "", "URL POSTed a JSON list of instances when blue/green terminates original instances")
@@ -125,6 +125,7 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 		TLSKey:              f.tlsKey,
 		RootAccessKeyID:     os.Getenv("CUTOVER_ROOT_ACCESS_KEY_ID"),
 		RootSecretAccessKey: os.Getenv("CUTOVER_ROOT_SECRET_ACCESS_KEY"),
+		RootAccount:         f.rootAccount,
 		Logger:              logger,
 		Minute:              f.minute,
 		PickupTimeout:       f.pickupTimeout,
@@ -149,7 +150,10 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	logger := newLogger(stderr, f.logLevel)
+	logger, err := logging.New(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, f.config(logger))
 	if err != nil {
 		return err
@@ -178,16 +182,52 @@ func openKeys(ctx context.Context, dataDir, database string) (*keys.Manager, fun
 	return &keys.Manager{Store: st, Sealer: sealer}, st.Close, nil
 }
 
-func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("keys: give create, list or revoke")
+const keysUsage = `Usage:
+  cutover keys create --user NAME [--account ID] [flags]
+  cutover keys list [flags]
+  cutover keys revoke ACCESS_KEY_ID [flags]
+
+Run 'cutover keys <subcommand> -h' for its flags. The keys commands open the
+server's database: run them where --data-dir is, or give --database.
+`
+
+// subcommand returns args[0] when it is one of subs. For -h, --help or help
+// it prints usage and returns flag.ErrHelp, so that nothing runs.
+func subcommand(cmd string, args []string, subs []string, usage string, w io.Writer) (string, error) {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(w, usage)
+			return "", flag.ErrHelp
+		}
+		if slices.Contains(subs, args[0]) {
+			return args[0], nil
+		}
+		return "", fmt.Errorf("%s: unknown subcommand %q: give %s", cmd, args[0], strings.Join(subs, ", "))
 	}
-	s := newSettings("keys " + args[0])
+	return "", fmt.Errorf("%s: give %s", cmd, strings.Join(subs, ", "))
+}
+
+func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
+	sub, err := subcommand("keys", args, []string{"create", "list", "revoke"}, keysUsage, stdout)
+	if err != nil {
+		return err
+	}
+	s := newSettings("keys " + sub)
 	dataDir, database := storeFlags(s.fs)
-	user := s.fs.String("user", "", "user name (keys create)")
-	account := s.fs.String("account", keys.DefaultAccount, "12-digit account id (keys create)")
+	var user, account *string
+	switch sub {
+	case "create":
+		user = s.fs.String("user", "", "user name")
+		account = s.fs.String("account", keys.DefaultAccount, "12-digit account id")
+	case "revoke":
+		s.args = "ACCESS_KEY_ID"
+	}
 	if err := s.parse(args[1:]); err != nil {
 		return err
+	}
+	if sub == "revoke" && len(s.pos) != 1 {
+		return errors.New("keys revoke: give one access key id")
 	}
 	m, closeFn, err := openKeys(ctx, *dataDir, *database)
 	if err != nil {
@@ -222,17 +262,14 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return tw.Flush()
 	case "revoke":
-		if s.fs.NArg() != 1 {
-			return errors.New("keys revoke: give one access key id")
-		}
-		return m.Revoke(ctx, s.fs.Arg(0))
+		return m.Revoke(ctx, s.pos[0])
 	}
-	return fmt.Errorf("keys: unknown subcommand %q", args[0])
+	return fmt.Errorf("keys: unknown subcommand %q", sub)
 }
 
 func runGitHubToken(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "add" {
-		return errors.New("github-token: give add")
+	if _, err := subcommand("github-token", args, []string{"add"}, "Usage:\n  cutover github-token add --name NAME --token TOKEN [flags]\n", stdout); err != nil {
+		return err
 	}
 	s := newSettings("github-token add")
 	dataDir, database := storeFlags(s.fs)

@@ -7,10 +7,12 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/cutoverhq/cutover/internal/agent/protocol"
 )
@@ -47,6 +49,28 @@ func Register(ctx context.Context, r RegisterRequest) (OnPremConfig, error) {
 		TargetPrefix: adminTargetPrefix,
 		SigningName:  adminSigningName,
 	}
+	opts := codedeploy.Options{
+		Region:       r.Region,
+		Credentials:  r.AdminCredentials,
+		BaseEndpoint: aws.String(r.Endpoint),
+	}
+	if r.HTTPClient != nil {
+		// Only when set: a nil *http.Client in the interface field would
+		// not be replaced by the SDK default.
+		opts.HTTPClient = r.HTTPClient
+	}
+	cd := codedeploy.New(opts)
+	// Refuse a taken name before making a key that would stay unused.
+	// (A deregistered name may be registered again, as on AWS.)
+	if got, err := cd.GetOnPremisesInstance(ctx, &codedeploy.GetOnPremisesInstanceInput{InstanceName: aws.String(r.InstanceName)}); err == nil {
+		if i := got.InstanceInfo; i != nil && i.DeregisterTime == nil {
+			return OnPremConfig{}, fmt.Errorf("register: InstanceNameAlreadyRegisteredException: the on-premises instance name %s is already registered (%s); nothing was created: deregister it first (aws deploy deregister-on-premises-instance --instance-name %s) or choose another name",
+				r.InstanceName, aws.ToString(i.IamUserArn)+aws.ToString(i.IamSessionArn), r.InstanceName)
+		}
+	} else if ae := (smithy.APIError)(nil); !errors.As(err, &ae) || ae.ErrorCode() != "InstanceNotRegisteredException" {
+		return OnPremConfig{}, fmt.Errorf("register: GetOnPremisesInstance: %w", err)
+	}
+
 	var key struct {
 		AccessKeyID     string `json:"AccessKeyId"`
 		SecretAccessKey string `json:"SecretAccessKey"`
@@ -61,23 +85,31 @@ func Register(ctx context.Context, r RegisterRequest) (OnPremConfig, error) {
 	if key.AccessKeyID == "" || key.SecretAccessKey == "" || key.Arn == "" {
 		return OnPremConfig{}, errors.New("register: create access key: incomplete answer (need AccessKeyId, SecretAccessKey, Arn)")
 	}
+	// From here a failure takes the key back (and the registration, when
+	// tagging fails), so that a retry starts clean.
+	undo := func(err error, deregister bool) error {
+		// The caller's ctx may be what failed; the clean-up gets its own.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if deregister {
+			if _, derr := cd.DeregisterOnPremisesInstance(cctx, &codedeploy.DeregisterOnPremisesInstanceInput{InstanceName: aws.String(r.InstanceName)}); derr != nil {
+				return fmt.Errorf("%w (instance %s stays registered and access key %s stays: deregister failed: %v)", err, r.InstanceName, key.AccessKeyID, derr)
+			}
+		}
+		del := struct {
+			AccessKeyID string `json:"AccessKeyId"`
+		}{key.AccessKeyID}
+		if derr := admin.Call(cctx, "DeleteAccessKey", del, nil); derr != nil {
+			return fmt.Errorf("%w (access key %s was created and could not be deleted: %v)", err, key.AccessKeyID, derr)
+		}
+		return err
+	}
 
-	opts := codedeploy.Options{
-		Region:       r.Region,
-		Credentials:  r.AdminCredentials,
-		BaseEndpoint: aws.String(r.Endpoint),
-	}
-	if r.HTTPClient != nil {
-		// Only when set: a nil *http.Client in the interface field would
-		// not be replaced by the SDK default.
-		opts.HTTPClient = r.HTTPClient
-	}
-	cd := codedeploy.New(opts)
 	if _, err := cd.RegisterOnPremisesInstance(ctx, &codedeploy.RegisterOnPremisesInstanceInput{
 		InstanceName: aws.String(r.InstanceName),
 		IamUserArn:   aws.String(key.Arn),
 	}); err != nil {
-		return OnPremConfig{}, fmt.Errorf("register: RegisterOnPremisesInstance (access key %s was created and is unused): %w", key.AccessKeyID, err)
+		return OnPremConfig{}, undo(fmt.Errorf("register: RegisterOnPremisesInstance: %w", err), false)
 	}
 	if len(r.Tags) > 0 {
 		tags := make([]cdtypes.Tag, 0, len(r.Tags))
@@ -88,7 +120,7 @@ func Register(ctx context.Context, r RegisterRequest) (OnPremConfig, error) {
 			InstanceNames: []string{r.InstanceName},
 			Tags:          tags,
 		}); err != nil {
-			return OnPremConfig{}, fmt.Errorf("register: AddTagsToOnPremisesInstances: %w", err)
+			return OnPremConfig{}, undo(fmt.Errorf("register: AddTagsToOnPremisesInstances: %w", err), true)
 		}
 	}
 	return OnPremConfig{

@@ -30,6 +30,11 @@ func TestRegister(t *testing.T) {
 		targets, bodies = append(targets, target), append(bodies, body)
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if target == "CodeDeploy_20141006.GetOnPremisesInstance" {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"InstanceNotRegisteredException","message":"not registered"}`)
+			return
+		}
 		if target == "CutoverAdmin_20261122.CreateAccessKey" {
 			io.WriteString(w, `{"AccessKeyId":"AKIDHOST","SecretAccessKey":"hostsecret","Arn":"arn:aws:iam::111122223333:user/web-01"}`)
 			return
@@ -52,17 +57,17 @@ func TestRegister(t *testing.T) {
 	if got != want {
 		t.Fatalf("config = %+v, want %+v", got, want)
 	}
-	wantTargets := []string{"CutoverAdmin_20261122.CreateAccessKey", "CodeDeploy_20141006.RegisterOnPremisesInstance", "CodeDeploy_20141006.AddTagsToOnPremisesInstances"}
+	wantTargets := []string{"CodeDeploy_20141006.GetOnPremisesInstance", "CutoverAdmin_20261122.CreateAccessKey", "CodeDeploy_20141006.RegisterOnPremisesInstance", "CodeDeploy_20141006.AddTagsToOnPremisesInstances"}
 	if strings.Join(targets, ",") != strings.Join(wantTargets, ",") {
 		t.Fatalf("targets = %v", targets)
 	}
-	if bodies[0]["UserName"] != "web-01" {
-		t.Errorf("CreateAccessKey body = %v", bodies[0])
+	if bodies[1]["UserName"] != "web-01" {
+		t.Errorf("CreateAccessKey body = %v", bodies[1])
 	}
-	if bodies[1]["instanceName"] != "web-01" || bodies[1]["iamUserArn"] != want.IAMUserARN {
-		t.Errorf("RegisterOnPremisesInstance body = %v", bodies[1])
+	if bodies[2]["instanceName"] != "web-01" || bodies[2]["iamUserArn"] != want.IAMUserARN {
+		t.Errorf("RegisterOnPremisesInstance body = %v", bodies[2])
 	}
-	tags, _ := json.Marshal(bodies[2]["tags"])
+	tags, _ := json.Marshal(bodies[3]["tags"])
 	if string(tags) != `[{"Key":"env","Value":"prod"},{"Key":"role","Value":"web"}]` {
 		t.Errorf("tags = %s", tags)
 	}

@@ -6,6 +6,7 @@ package devenv
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,12 +24,15 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/logging"
 	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/traffic"
 )
 
 // Options configures a dev environment.
 type Options struct {
+	// DataDir holds the database and the agents' files; empty means a new
+	// temporary directory, removed by Close.
 	DataDir     string
 	Listen      string // API, default 127.0.0.1:8443
 	S3Listen    string // bucket endpoint, default 127.0.0.1:9000
@@ -39,6 +43,11 @@ type Options struct {
 	Logger      *slog.Logger
 	// AccessKeyID/SecretAccessKey fix the dev key (default: a fresh one).
 	AccessKeyID, SecretAccessKey string
+	// RootAccount is the account of the dev key; default 000000000000.
+	RootAccount string
+	// Open accepts any access key id as the dev account's administrator
+	// (server.Config.Open).
+	Open bool
 }
 
 // TargetGroup is the name of the dev load balancer's target group.
@@ -57,11 +66,19 @@ type Env struct {
 	SecretKey string
 	Region    string
 	Instances []string
+	// AppPorts are the ports the instances' applications are told to
+	// listen on ($PORT in hooks), in the order of Instances.
+	AppPorts []int
+	DataDir  string
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errs   chan error
-	s3     *http.Server
+	removeDir bool
+	// session marks the environment of every hook the local agents run,
+	// so that Close finds the processes they left behind.
+	session string
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errs    chan error
+	s3      *http.Server
 }
 
 // Start brings the environment up; Close (or ctx's end) takes it down.
@@ -85,29 +102,44 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		o.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &Env{Region: "us-east-1", cancel: cancel, errs: make(chan error, 8)}
+	e := &Env{Region: "us-east-1", cancel: cancel, errs: make(chan error, 8), DataDir: o.DataDir, session: rand.Text()}
+	if e.DataDir == "" {
+		d, err := os.MkdirTemp("", "cutover-dev-")
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		e.DataDir, e.removeDir = d, true
+	}
 
 	// The bucket endpoint: gofakes3 is a real S3 protocol implementation
 	// (the aws CLI and SDKs talk to it unchanged), kept in memory here.
 	s3ln, err := net.Listen("tcp", o.S3Listen)
 	if err != nil {
-		cancel()
+		e.Close()
 		return nil, fmt.Errorf("s3 endpoint: %w", err)
 	}
 	backend := s3mem.New()
 	if err := backend.CreateBucket(Bucket); err != nil {
-		cancel()
+		s3ln.Close()
+		e.Close()
 		return nil, err
 	}
-	e.s3 = &http.Server{Handler: gofakes3.New(backend, gofakes3.WithAutoBucket(true)).Server(), ReadHeaderTimeout: 10 * time.Second}
+	e.s3 = &http.Server{
+		Handler:           gofakes3.New(backend, gofakes3.WithAutoBucket(true), gofakes3.WithLogger(logging.S3(o.Logger))).Server(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          logging.StdLogger(o.Logger, slog.LevelWarn),
+	}
 	e.S3URL = "http://" + s3ln.Addr().String()
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); _ = e.s3.Serve(s3ln) }()
 
 	srv, err := server.New(ctx, server.Config{
 		Listen:              o.Listen,
-		DataDir:             o.DataDir,
+		DataDir:             e.DataDir,
 		Logger:              o.Logger,
+		RootAccount:         o.RootAccount,
+		Open:                o.Open,
 		Minute:              o.Minute,
 		PickupTimeout:       time.Minute,
 		RootAccessKeyID:     o.AccessKeyID,
@@ -135,7 +167,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if o.AccessKeyID != "" {
 		e.AccessKey, e.SecretKey = o.AccessKeyID, o.SecretAccessKey
 	} else {
-		k, err := srv.Keys.Create(ctx, "dev", "")
+		k, err := srv.Keys.Create(ctx, "dev", o.RootAccount)
 		if err != nil {
 			e.Close()
 			return nil, err
@@ -155,12 +187,13 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 		e.Instances = append(e.Instances, name)
+		e.AppPorts = append(e.AppPorts, port)
 		cfg := agent.Config{
 			Endpoint: e.URL, Region: e.Region, Credentials: c.CredentialsProvider(), HostIdentifier: c.HostIdentifier(),
-			RootDir: filepath.Join(o.DataDir, "agents", name), S3Endpoint: e.S3URL, S3PathStyle: true,
+			RootDir: filepath.Join(e.DataDir, "agents", name), S3Endpoint: e.S3URL, S3PathStyle: true,
 			Logger: o.Logger.With("agent", name), Version: "dev",
 			// Hooks learn the port their application should listen on.
-			Environ: append(hookBaseEnv(), fmt.Sprintf("PORT=%d", port), "CUTOVER_INSTANCE="+name),
+			Environ: append(hookBaseEnv(), fmt.Sprintf("PORT=%d", port), "CUTOVER_INSTANCE="+name, sessionVar+"="+e.session),
 		}
 		e.wg.Add(1)
 		go func() {
@@ -198,17 +231,27 @@ func (e *Env) Credentials() aws.CredentialsProvider {
 // Errors reports failures of the server or agents.
 func (e *Env) Errors() <-chan error { return e.errs }
 
-// Close stops everything.
+// Close stops everything it started: the agents (which end their running
+// hooks), whatever the hooks left running in the background (the demo's
+// web servers), the server, the bucket endpoint, and the temporary data
+// directory if Start made it.
 func (e *Env) Close() error {
 	e.cancel()
 	if e.s3 != nil {
 		_ = e.s3.Close()
 	}
 	e.wg.Wait()
-	if e.Server != nil {
-		return e.Server.Close()
+	var errs []error
+	if err := killSession(e.session, 3*time.Second); err != nil {
+		errs = append(errs, fmt.Errorf("stop hook processes: %w", err))
 	}
-	return nil
+	if e.Server != nil {
+		errs = append(errs, e.Server.Close())
+	}
+	if e.removeDir {
+		errs = append(errs, os.RemoveAll(e.DataDir))
+	}
+	return errors.Join(errs...)
 }
 
 // hookBaseEnv is the environment local agents give their hooks: the

@@ -61,6 +61,14 @@ var (
 	keyID    = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
 )
 
+// ValidAccount reports whether acct is a 12-digit account id.
+func ValidAccount(acct string) error {
+	if !account.MatchString(acct) {
+		return fmt.Errorf("invalid account id %q: 12 digits", acct)
+	}
+	return nil
+}
+
 // UserArn is the principal ARN of a user in an account.
 func UserArn(account, user string) string {
 	return fmt.Sprintf("arn:aws:iam::%s:user/%s", account, user)
@@ -96,8 +104,8 @@ func (m *Manager) Import(ctx context.Context, user, acct, id, secret string) (Cr
 	if !userName.MatchString(user) {
 		return Created{}, fmt.Errorf("invalid user name %q: 1-64 of A-Z a-z 0-9 +=,.@_-", user)
 	}
-	if !account.MatchString(acct) {
-		return Created{}, fmt.Errorf("invalid account id %q: 12 digits", acct)
+	if err := ValidAccount(acct); err != nil {
+		return Created{}, err
 	}
 	if !keyID.MatchString(id) {
 		return Created{}, fmt.Errorf("invalid access key id %q: 16-128 of A-Z 0-9", id)

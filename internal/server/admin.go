@@ -36,6 +36,8 @@ func (s *Server) serveAdmin(ctx context.Context, op string, body []byte) (any, e
 			return nil, awsjson.Errorf("ValidationException", "%v", err)
 		}
 		return created, nil
+	case "DeleteAccessKey":
+		return s.deleteAccessKey(ctx, body)
 	}
 	return nil, awsjson.Errorf("UnknownOperationException", "unknown operation %s", op)
 }

@@ -50,9 +50,13 @@ type Config struct {
 	TLSKey   string
 
 	// RootAccessKeyID and RootSecretAccessKey, when set, are ensured to exist
-	// as an administrator key of the default account.
+	// as an administrator key of RootAccount (default 000000000000).
 	RootAccessKeyID     string
 	RootSecretAccessKey string
+	RootAccount         string
+	// Open accepts requests signed with any unknown access key id as
+	// RootAccount's administrator (see open.go). Only `cutover dev` sets it.
+	Open bool
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -138,6 +142,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8443"
 	}
+	if cfg.RootAccount == "" {
+		cfg.RootAccount = keys.DefaultAccount
+	}
+	if err := keys.ValidAccount(cfg.RootAccount); err != nil {
+		return nil, fmt.Errorf("root account: %w", err)
+	}
 	sealer, err := OpenSealer(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -154,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.Close()
 			return nil, errors.New("CUTOVER_ROOT_ACCESS_KEY_ID and CUTOVER_ROOT_SECRET_ACCESS_KEY must be set together")
 		}
-		if _, err := s.Keys.Import(ctx, "root", keys.DefaultAccount, cfg.RootAccessKeyID, cfg.RootSecretAccessKey); err != nil {
+		if _, err := s.Keys.Import(ctx, "root", cfg.RootAccount, cfg.RootAccessKeyID, cfg.RootSecretAccessKey); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("root key: %w", err)
 		}
@@ -174,7 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	verifier := &sigv4.Verifier{
-		Keys:     sigv4.KeyLookupFunc(s.lookupKey),
+		Keys:     sigv4.KeyLookupFunc(s.keyLookup()),
 		Services: []string{SigningCodeDeploy, SigningCommands, SigningCommandsSecured},
 		Now:      cfg.Now,
 	}
