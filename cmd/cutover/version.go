@@ -22,8 +22,15 @@ type buildInfo struct {
 }
 
 func readBuildInfo() buildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return fromBuildInfo(bi, version)
+}
+
+// fromBuildInfo reads bi (nil: none), with override (main.version) winning
+// over the module version.
+func fromBuildInfo(bi *debug.BuildInfo, override string) buildInfo {
 	v := buildInfo{Version: "(devel)"}
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if bi != nil {
 		v.Go = bi.GoVersion
 		if bi.Main.Version != "" {
 			v.Version = bi.Main.Version
@@ -39,8 +46,8 @@ func readBuildInfo() buildInfo {
 			}
 		}
 	}
-	if version != "" {
-		v.Version = version
+	if override != "" {
+		v.Version = override
 	}
 	return v
 }
