@@ -135,5 +135,17 @@ func (f *logFlags) declare(fs *flag.FlagSet, level string) {
 }
 
 func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
-	return logging.New(w, f.level, f.format)
+	return processLogger(w, f.level, f.format)
+}
+
+// processLogger builds the command's logger and makes it the process
+// default, so that packages logging through slog.Default, and the standard
+// log package (which slog.SetDefault redirects), write in the same format.
+func processLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	l, err := logging.New(w, level, format)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(l)
+	return l, nil
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/keys"
-	"github.com/cutoverhq/cutover/internal/logging"
 	"github.com/cutoverhq/cutover/internal/server"
 )
 
@@ -58,6 +57,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given")
+	}
+	// The short-lived commands log only warnings, in the text format the
+	// long-running ones default to; those replace this with their own.
+	if _, err := processLogger(stderr, "warn", "text"); err != nil {
+		return err
 	}
 	switch args[0] {
 	case "server":
@@ -150,7 +154,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	logger, err := logging.New(stderr, f.logLevel, f.logFormat)
+	logger, err := processLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
