@@ -32,8 +32,19 @@ func TestDevEnvironmentDeploys(t *testing.T) {
 	if len(env.Instances) != 2 {
 		t.Fatalf("instances %v", env.Instances)
 	}
+	info := deployBundle(t, env, helloBundle)
+	if info.DeploymentOverview.Succeeded != 2 {
+		t.Fatalf("overview %+v", info.DeploymentOverview)
+	}
+}
+
+// deployBundle deploys files to the dev agents (tag env=dev) with the dev
+// key and waits for the deployment to succeed.
+func deployBundle(t *testing.T, env *Env, files []bundleFile) *types.DeploymentInfo {
+	t.Helper()
+	ctx := context.Background()
 	s3c := s3.New(s3.Options{Region: env.Region, BaseEndpoint: aws.String(env.S3URL), UsePathStyle: true, Credentials: env.Credentials()})
-	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String("app.tgz"), Body: bytes.NewReader(bundle(t))}); err != nil {
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String("app.tgz"), Body: bytes.NewReader(bundle(t, files))}); err != nil {
 		t.Fatal(err)
 	}
 	cd := codedeploy.New(codedeploy.Options{Region: env.Region, BaseEndpoint: aws.String(env.URL), Credentials: env.Credentials()})
@@ -63,10 +74,7 @@ func TestDevEnvironmentDeploys(t *testing.T) {
 		}
 		info := got.DeploymentInfo
 		if info.Status == types.DeploymentStatusSucceeded {
-			if info.DeploymentOverview.Succeeded != 2 {
-				t.Fatalf("overview %+v", info.DeploymentOverview)
-			}
-			return
+			return info
 		}
 		if info.Status == types.DeploymentStatusFailed || info.Status == types.DeploymentStatusStopped || time.Now().After(deadline) {
 			t.Fatalf("deployment %s: %+v", info.Status, info.ErrorInformation)
@@ -75,18 +83,22 @@ func TestDevEnvironmentDeploys(t *testing.T) {
 	}
 }
 
-func bundle(t *testing.T) []byte {
+var helloBundle = []bundleFile{
+	{"appspec.yml", "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: hello.sh\n", 0o644},
+	{"hello.sh", "#!/bin/sh\necho \"hello from $CUTOVER_INSTANCE on port $PORT\"\n", 0o755},
+}
+
+type bundleFile struct {
+	name, body string
+	mode       int64
+}
+
+func bundle(t *testing.T, files []bundleFile) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	for _, f := range []struct {
-		name, body string
-		mode       int64
-	}{
-		{"appspec.yml", "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: hello.sh\n", 0o644},
-		{"hello.sh", "#!/bin/sh\necho \"hello from $CUTOVER_INSTANCE on port $PORT\"\n", 0o755},
-	} {
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
