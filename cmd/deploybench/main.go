@@ -47,6 +47,7 @@ import (
 
 	"github.com/cutoverhq/cutover/internal/agent"
 	"github.com/cutoverhq/cutover/internal/agent/protocol"
+	"github.com/cutoverhq/cutover/internal/logging"
 	"github.com/cutoverhq/cutover/internal/model/commands"
 )
 
@@ -207,7 +208,11 @@ func (b *bench) startS3() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: gofakes3.New(backend).Server(), ReadHeaderTimeout: 10 * time.Second}
+	// Benchmark figures only: the endpoint's own chatter is discarded
+	// rather than printed by the standard log package.
+	quiet := slog.New(slog.DiscardHandler)
+	srv := &http.Server{Handler: gofakes3.New(backend, gofakes3.WithLogger(logging.S3(quiet))).Server(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: logging.StdLogger(quiet, slog.LevelError)}
 	go func() { _ = srv.Serve(ln) }()
 	b.s3url = "http://" + ln.Addr().String()
 	b.s3 = s3.New(s3.Options{Region: region, BaseEndpoint: aws.String(b.s3url), UsePathStyle: true,

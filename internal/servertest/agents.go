@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/logging"
 )
 
 // S3 is a real S3-compatible server (gofakes3, in memory) on loopback.
@@ -44,7 +46,9 @@ func StartS3(t testing.TB, bucket string) *S3 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: gofakes3.New(backend).Server(), ReadHeaderTimeout: 10 * time.Second}
+	l := logger(t)
+	srv := &http.Server{Handler: gofakes3.New(backend, gofakes3.WithLogger(logging.S3(l))).Server(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: logging.StdLogger(l, slog.LevelWarn)}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	u := "http://" + ln.Addr().String()
