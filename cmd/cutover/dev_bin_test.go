@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"net"
 	"net/http"
@@ -21,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
 // TestDevBinary runs `cutover dev` as the README does, on chosen ports:
@@ -53,10 +53,9 @@ func TestDevBinary(t *testing.T) {
 	pidFile := filepath.Join(tmp, "web.pid")
 	start := "#!/bin/sh\ncd \"$(dirname \"$0\")\"\nnohup python3 -m http.server \"$PORT\" --bind 127.0.0.1 >/dev/null 2>&1 &\necho $! > " + pidFile + "\n"
 	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("cutover-dev"), Key: aws.String("app.tgz"),
-		Body: bytes.NewReader(tgz(t, map[string]string{
-			"appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: start.sh\n",
-			"start.sh":    start,
-		}))}); err != nil {
+		Body: bytes.NewReader(servertest.TarGz(t,
+			servertest.File{Name: "appspec.yml", Body: "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: start.sh\n"},
+			servertest.File{Name: "start.sh", Body: start, Mode: 0o755}))}); err != nil {
 		t.Fatal(err)
 	}
 	cd := codedeploy.New(codedeploy.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + api), Credentials: anyKey, Retryer: aws.NopRetryer{}})
@@ -151,30 +150,4 @@ func freePort(t *testing.T) int {
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	n, _ := strconv.Atoi(port)
 	return n
-}
-
-func tgz(t *testing.T, files map[string]string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for name, body := range files {
-		mode := int64(0o644)
-		if strings.HasSuffix(name, ".sh") {
-			mode = 0o755
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }

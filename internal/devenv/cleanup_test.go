@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+
+	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -43,9 +45,9 @@ func TestCloseStopsWhatItStarted(t *testing.T) {
 		t.Fatalf("data dir %s not a new temporary directory", env.DataDir)
 	}
 	pidFile := filepath.Join(tmp, "pid")
-	deployBundle(t, env, []bundleFile{
-		{"appspec.yml", "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: start.sh\n", 0o644},
-		{"start.sh", "#!/bin/sh\nsetsid sleep 300 </dev/null >/dev/null 2>&1 &\necho $! > " + pidFile + "\n", 0o755},
+	deployBundle(t, env, []servertest.File{
+		{Name: "appspec.yml", Body: "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: start.sh\n"},
+		{Name: "start.sh", Body: "#!/bin/sh\nsetsid sleep 300 </dev/null >/dev/null 2>&1 &\necho $! > " + pidFile + "\n", Mode: 0o755},
 	})
 	b, err := os.ReadFile(pidFile)
 	if err != nil {

@@ -1,9 +1,7 @@
 package devenv
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"io"
 	"log/slog"
@@ -14,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
 // TestDevEnvironmentDeploys is the README's first session against
@@ -40,11 +40,11 @@ func TestDevEnvironmentDeploys(t *testing.T) {
 
 // deployBundle deploys files to the dev agents (tag env=dev) with the dev
 // key and waits for the deployment to succeed.
-func deployBundle(t *testing.T, env *Env, files []bundleFile) *types.DeploymentInfo {
+func deployBundle(t *testing.T, env *Env, files []servertest.File) *types.DeploymentInfo {
 	t.Helper()
 	ctx := context.Background()
 	s3c := s3.New(s3.Options{Region: env.Region, BaseEndpoint: aws.String(env.S3URL), UsePathStyle: true, Credentials: env.Credentials()})
-	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String("app.tgz"), Body: bytes.NewReader(bundle(t, files))}); err != nil {
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(Bucket), Key: aws.String("app.tgz"), Body: bytes.NewReader(servertest.TarGz(t, files...))}); err != nil {
 		t.Fatal(err)
 	}
 	cd := codedeploy.New(codedeploy.Options{Region: env.Region, BaseEndpoint: aws.String(env.URL), Credentials: env.Credentials()})
@@ -83,28 +83,7 @@ func deployBundle(t *testing.T, env *Env, files []bundleFile) *types.DeploymentI
 	}
 }
 
-var helloBundle = []bundleFile{
-	{"appspec.yml", "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: hello.sh\n", 0o644},
-	{"hello.sh", "#!/bin/sh\necho \"hello from $CUTOVER_INSTANCE on port $PORT\"\n", 0o755},
-}
-
-type bundleFile struct {
-	name, body string
-	mode       int64
-}
-
-func bundle(t *testing.T, files []bundleFile) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for _, f := range files {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		_, _ = tw.Write([]byte(f.body))
-	}
-	_ = tw.Close()
-	_ = gz.Close()
-	return buf.Bytes()
+var helloBundle = []servertest.File{
+	{Name: "appspec.yml", Body: "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: hello.sh\n"},
+	{Name: "hello.sh", Body: "#!/bin/sh\necho \"hello from $CUTOVER_INSTANCE on port $PORT\"\n", Mode: 0o755},
 }
