@@ -1,9 +1,6 @@
 package deploy_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"os"
@@ -35,28 +32,11 @@ type bfile struct {
 // tarGz builds a tgz bundle from files.
 func tarGz(t testing.TB, files []bfile) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for _, f := range files {
-		mode := f.mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(f.body)); err != nil {
-			t.Fatal(err)
-		}
+	fs := make([]servertest.File, len(files))
+	for i, f := range files {
+		fs[i] = servertest.File{Name: f.name, Mode: f.mode, Body: f.body}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return servertest.TarGz(t, fs...)
 }
 
 // Hook scripts. Each agent's hooks see EVIDENCE (a per-host directory) and
