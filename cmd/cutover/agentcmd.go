@@ -72,7 +72,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	hostID := s.fs.String("host-identifier", "", "IAM ARN this host is registered with (default: from the on-premises config, else AWS_HOST_IDENTIFIER)")
 	caFile := s.fs.String("ca-file", "", "PEM CA certificate to trust for the server (default AWS_CA_BUNDLE)")
 	maxRevisions := s.fs.Int("max-revisions", agent.DefaultMaxRevisions, "deployment revisions kept on disk per deployment group")
-	s3Endpoint := s.fs.String("s3-endpoint", "", "S3-compatible endpoint for revisions (default AWS_ENDPOINT_URL_S3)")
+	s3Endpoint := s.fs.String("s3-endpoint", "", "S3-compatible endpoint for revisions: a URL, or \"aws\" for AWS S3 (default AWS_ENDPOINT_URL_S3, else the server's embedded store at --endpoint)")
 	specCert := s.fs.String("spec-cert", "", "pin the server's deployment-specification signing certificate (PEM)")
 	grace := s.fs.Duration("shutdown-grace", agent.DefaultShutdownGrace, "time a running hook gets to finish on shutdown")
 	var lf logFlags

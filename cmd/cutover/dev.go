@@ -17,7 +17,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	s := newSettings("dev")
 	dataDir := s.fs.String("data-dir", "", "data directory (default: a new temporary directory, removed on exit)")
 	listen := s.fs.String("listen", "127.0.0.1:8443", "API address")
-	s3Listen := s.fs.String("s3-listen", "127.0.0.1:9000", "S3-compatible bucket endpoint address")
 	webListen := s.fs.String("web-listen", "127.0.0.1:8080", "builtin load balancer address")
 	appPort := s.fs.Int("app-port", 9081, "application port of the first local agent ($PORT in its hooks); agent i gets app-port+i-1")
 	agents := s.fs.Int("agents", 2, "local agents to start (instances dev-1 … dev-N)")
@@ -37,7 +36,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		return fmt.Errorf("dev: --app-port %d with --agents %d is out of the port range", *appPort, *agents)
 	}
 	env, err := devenv.Start(ctx, devenv.Options{
-		DataDir: *dataDir, Listen: *listen, S3Listen: *s3Listen, WebListen: *webListen, AppBasePort: *appPort,
+		DataDir: *dataDir, Listen: *listen, WebListen: *webListen, AppBasePort: *appPort,
 		Agents: *agents, Minute: *minute, Logger: logger, RootAccount: *rootAccount, Open: *open,
 		AccessKeyID: os.Getenv("CUTOVER_ROOT_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("CUTOVER_ROOT_SECRET_ACCESS_KEY"),
 	})
@@ -64,13 +63,13 @@ export AWS_ACCESS_KEY_ID=%s
 export AWS_SECRET_ACCESS_KEY=%s
 export AWS_REGION=%s
 export AWS_DEFAULT_REGION=%s
-# Ports: API %s, S3 %s, load balancer %s, applications (hooks' $PORT): %s.
+# Ports: API and S3 %s, load balancer %s, applications (hooks' $PORT): %s.
 # Local agents: %v (tag env=dev; each also tagged fleet=<its name>).
 # Bucket: s3://%s   Load balancer (target group %s): %s
 # Open mode %s.
 # One API minute lasts %s. Ctrl-C stops everything started here, hooks' background processes included.
 `, env.DataDir, cleanup, env.URL, env.S3URL, env.AccessKey, env.SecretKey, env.Region, env.Region,
-		hostPort(env.URL), hostPort(env.S3URL), hostPort(env.WebURL), strings.Join(apps, ", "),
+		hostPort(env.URL), hostPort(env.WebURL), strings.Join(apps, ", "),
 		env.Instances, devenv.Bucket, devenv.TargetGroup, env.WebURL, openNote, *minute)
 	select {
 	case <-ctx.Done():

@@ -33,12 +33,12 @@ func TestDevBinary(t *testing.T) {
 		t.Skip("SKIPPING: python3 (the demo's web server) is not on PATH")
 	}
 	tmp := t.TempDir()
-	api, s3addr, web := freeAddr(t), freeAddr(t), freeAddr(t)
+	api, web := freeAddr(t), freeAddr(t)
 	appPort := freePort(t)
-	p := startBin(t, []string{"TMPDIR=" + tmp}, "dev", "--listen", api, "--s3-listen", s3addr, "--web-listen", web,
+	p := startBin(t, []string{"TMPDIR=" + tmp}, "dev", "--listen", api, "--web-listen", web,
 		"--app-port", strconv.Itoa(appPort), "--agents", "1", "--minute", "1s", "--root-account", "123456789012")
 	out := strings.Join(p.readUntil(t, "Ctrl-C stops everything", 60*time.Second), "\n")
-	wantPorts := "# Ports: API " + api + ", S3 " + s3addr + ", load balancer " + web + ", applications (hooks' $PORT): dev-1 " + strconv.Itoa(appPort) + "."
+	wantPorts := "# Ports: API and S3 " + api + ", load balancer " + web + ", applications (hooks' $PORT): dev-1 " + strconv.Itoa(appPort) + "."
 	if !strings.Contains(out, wantPorts) || !strings.Contains(out, "Open mode on") {
 		t.Fatalf("dev printed:\n%s\nwant the line %q and open mode on", out, wantPorts)
 	}
@@ -49,7 +49,7 @@ func TestDevBinary(t *testing.T) {
 
 	ctx := context.Background()
 	anyKey := credentials.NewStaticCredentialsProvider("test", "test", "")
-	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + s3addr), UsePathStyle: true, Credentials: anyKey})
+	s3c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + api), UsePathStyle: true, Credentials: anyKey})
 	pidFile := filepath.Join(tmp, "web.pid")
 	start := "#!/bin/sh\ncd \"$(dirname \"$0\")\"\nnohup python3 -m http.server \"$PORT\" --bind 127.0.0.1 >/dev/null 2>&1 &\necho $! > " + pidFile + "\n"
 	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("cutover-dev"), Key: aws.String("app.tgz"),

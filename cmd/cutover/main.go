@@ -97,6 +97,7 @@ type serverFlags struct {
 	minute, pickupTimeout, eventTimeout, pollWait        time.Duration
 	logFormat                                            string
 	rootAccount                                          string
+	s3                                                   s3Flags
 }
 
 func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault string) {
@@ -118,10 +119,11 @@ func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault st
 	fs.DurationVar(&f.pickupTimeout, "pickup-timeout", 5*time.Minute, "fail a lifecycle event no agent picked up within this time")
 	fs.DurationVar(&f.eventTimeout, "event-timeout", 65*time.Minute, "fail a lifecycle event not completed this long after the agent acknowledged it")
 	fs.DurationVar(&f.pollWait, "poll-wait", 40*time.Second, "longest PollHostCommand long-poll (agents time out at 80 s)")
+	f.s3.declare(fs)
 }
 
 func (f *serverFlags) config(logger *slog.Logger) server.Config {
-	return server.Config{
+	c := server.Config{
 		Listen:              f.listen,
 		DataDir:             f.dataDir,
 		Database:            f.database,
@@ -142,6 +144,8 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 		SpecCert:            f.specCert,
 		SpecKey:             f.specKey,
 	}
+	f.s3.apply(&c)
+	return c
 }
 
 func runServer(ctx context.Context, args []string, stderr io.Writer) error {

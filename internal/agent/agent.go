@@ -41,6 +41,10 @@ const (
 // after a restart (§9 step 1); the service has timed out older commands.
 const trackingMaxAge = 24 * time.Hour
 
+// S3EndpointAWS as Config.S3Endpoint downloads bundles from AWS S3 rather
+// than from the Cutover server.
+const S3EndpointAWS = "aws"
+
 // Config configures one agent.
 type Config struct {
 	// Endpoint is the Cutover server's base URL (the official agent's
@@ -58,8 +62,10 @@ type Config struct {
 	// MaxRevisions is how many deployment directories per group are kept,
 	// the current one included (default 5).
 	MaxRevisions int
-	// S3Endpoint overrides the bundle download endpoint (default: the
-	// AWS_ENDPOINT_URL_S3 environment variable, else AWS S3).
+	// S3Endpoint is the bundle download endpoint. Default: the
+	// AWS_ENDPOINT_URL_S3 environment variable, else Endpoint (the Cutover
+	// server's embedded revision store), else AWS S3. S3EndpointAWS selects
+	// AWS S3 explicitly.
 	S3Endpoint  string
 	S3PathStyle bool
 	// GitHubAPIURL is the GitHub API base (default https://api.github.com).
@@ -142,6 +148,12 @@ func newAgent(cfg Config) (*agent, error) {
 	}
 	if cfg.S3Endpoint == "" {
 		cfg.S3Endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	switch cfg.S3Endpoint {
+	case "":
+		cfg.S3Endpoint = cfg.Endpoint
+	case S3EndpointAWS:
+		cfg.S3Endpoint, cfg.S3PathStyle = "", false
 	}
 	if cfg.GitHubAPIURL == "" {
 		cfg.GitHubAPIURL = DefaultGitHubAPIURL

@@ -30,7 +30,7 @@ func TestCloseStopsWhatItStarted(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	env, err := Start(context.Background(), Options{Listen: "127.0.0.1:0", S3Listen: "127.0.0.1:0", WebListen: "127.0.0.1:0",
+	env, err := Start(context.Background(), Options{Listen: "127.0.0.1:0", WebListen: "127.0.0.1:0",
 		Agents: 1, AppBasePort: 19181, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func running(pid int) bool {
 func TestOpenMode(t *testing.T) {
 	ctx := context.Background()
 	for _, open := range []bool{true, false} {
-		env, err := Start(ctx, Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", S3Listen: "127.0.0.1:0", WebListen: "127.0.0.1:0",
+		env, err := Start(ctx, Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", WebListen: "127.0.0.1:0",
 			Agents: 1, AppBasePort: 19281, Logger: quietLogger(), Open: open, RootAccount: "123456789012"})
 		if err != nil {
 			t.Fatal(err)

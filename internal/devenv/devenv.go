@@ -1,5 +1,5 @@
 // Package devenv assembles `cutover dev`: a server on the embedded SQLite
-// default, an S3-compatible bucket endpoint for revisions, local agents
+// default with its embedded revision store (a bucket ready), local agents
 // registered as on-premises instances, and a builtin load balancer, all in
 // one process, so a newcomer can run a real deployment in five minutes.
 package devenv
@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,11 +18,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/cutoverhq/cutover/internal/agent"
-	"github.com/cutoverhq/cutover/internal/logging"
 	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/traffic"
 )
@@ -35,7 +30,6 @@ type Options struct {
 	// temporary directory, removed by Close.
 	DataDir     string
 	Listen      string // API, default 127.0.0.1:8443
-	S3Listen    string // bucket endpoint, default 127.0.0.1:9000
 	WebListen   string // builtin load balancer, default 127.0.0.1:8080
 	Agents      int    // local agents, default 2
 	AppBasePort int    // agent i's application port is AppBasePort+i, default 9081
@@ -53,14 +47,15 @@ type Options struct {
 // TargetGroup is the name of the dev load balancer's target group.
 const TargetGroup = "cutover-dev-web"
 
-// Bucket is the bucket the dev S3 endpoint serves revisions from.
+// Bucket is the bucket created in the server's revision store; any other
+// bucket is created on first use.
 const Bucket = "cutover-dev"
 
 // Env is a running dev environment.
 type Env struct {
 	Server    *server.Server
 	URL       string
-	S3URL     string
+	S3URL     string // the server's own URL: it serves S3 too
 	WebURL    string
 	AccessKey string
 	SecretKey string
@@ -78,16 +73,12 @@ type Env struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	errs    chan error
-	s3      *http.Server
 }
 
 // Start brings the environment up; Close (or ctx's end) takes it down.
 func Start(ctx context.Context, o Options) (*Env, error) {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:8443"
-	}
-	if o.S3Listen == "" {
-		o.S3Listen = "127.0.0.1:9000"
 	}
 	if o.WebListen == "" {
 		o.WebListen = "127.0.0.1:8080"
@@ -112,28 +103,6 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		e.DataDir, e.removeDir = d, true
 	}
 
-	// The bucket endpoint: gofakes3 is a real S3 protocol implementation
-	// (the aws CLI and SDKs talk to it unchanged), kept in memory here.
-	s3ln, err := net.Listen("tcp", o.S3Listen)
-	if err != nil {
-		e.Close()
-		return nil, fmt.Errorf("s3 endpoint: %w", err)
-	}
-	backend := s3mem.New()
-	if err := backend.CreateBucket(Bucket); err != nil {
-		s3ln.Close()
-		e.Close()
-		return nil, err
-	}
-	e.s3 = &http.Server{
-		Handler:           gofakes3.New(backend, gofakes3.WithAutoBucket(true), gofakes3.WithLogger(logging.S3(o.Logger))).Server(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          logging.StdLogger(o.Logger, slog.LevelWarn),
-	}
-	e.S3URL = "http://" + s3ln.Addr().String()
-	e.wg.Add(1)
-	go func() { defer e.wg.Done(); _ = e.s3.Serve(s3ln) }()
-
 	srv, err := server.New(ctx, server.Config{
 		Listen:              o.Listen,
 		DataDir:             e.DataDir,
@@ -144,6 +113,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		PickupTimeout:       time.Minute,
 		RootAccessKeyID:     o.AccessKeyID,
 		RootSecretAccessKey: o.SecretAccessKey,
+		S3AutoBucket:        true,
 		TargetGroups: []traffic.TargetGroupConfig{{
 			Name: TargetGroup, Driver: traffic.DriverBuiltin, Listen: o.WebListen, Port: o.AppBasePort,
 			HealthCheck:         traffic.HealthCheck{Path: "/", Interval: 500 * time.Millisecond, Timeout: time.Second, HealthyThreshold: 1, UnhealthyThreshold: 2},
@@ -155,11 +125,16 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, err
 	}
 	e.Server = srv
+	if err := srv.Revisions.CreateBucket(Bucket); err != nil {
+		e.Close()
+		return nil, err
+	}
 	if err := srv.Listen(); err != nil {
 		e.Close()
 		return nil, err
 	}
 	e.URL = srv.URL()
+	e.S3URL = e.URL
 	e.WebURL = "http://" + o.WebListen
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.errs <- srv.Serve(ctx) }()
@@ -237,9 +212,6 @@ func (e *Env) Errors() <-chan error { return e.errs }
 // directory if Start made it.
 func (e *Env) Close() error {
 	e.cancel()
-	if e.s3 != nil {
-		_ = e.s3.Close()
-	}
 	e.wg.Wait()
 	var errs []error
 	if err := killSession(e.session, 3*time.Second); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/engine"
 	"github.com/cutoverhq/cutover/internal/keys"
+	"github.com/cutoverhq/cutover/internal/revstore"
 	"github.com/cutoverhq/cutover/internal/secretbox"
 	"github.com/cutoverhq/cutover/internal/sigv4"
 	"github.com/cutoverhq/cutover/internal/store"
@@ -83,6 +84,13 @@ type Config struct {
 	// SpecCert and SpecKey sign the specifications (PEM); default: a
 	// self-signed pair created in DataDir.
 	SpecCert, SpecKey string
+	// S3Disabled turns off the embedded revision store (S3 protocol on the
+	// same listener, objects in DataDir/revisions).
+	S3Disabled bool
+	// S3MaxObjectSize bounds one uploaded object or part; default 5 GiB.
+	S3MaxObjectSize int64
+	// S3AutoBucket creates buckets on first use (cutover dev).
+	S3AutoBucket bool
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
@@ -117,18 +125,20 @@ func OpenSealer(dataDir string) (*secretbox.Box, error) {
 
 // Server is a running Cutover server.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	Store    store.Store
-	Keys     *keys.Manager
-	API      *api.Server
-	Runner   *deploy.Runner
-	Traffic  *traffic.Mux
-	sealer   *secretbox.Box
-	handler  http.Handler
-	http     *http.Server
-	listener net.Listener
-	closers  []func() error
+	cfg     Config
+	log     *slog.Logger
+	Store   store.Store
+	Keys    *keys.Manager
+	API     *api.Server
+	Runner  *deploy.Runner
+	Traffic *traffic.Mux
+	// Revisions is the embedded revision store; nil when disabled.
+	Revisions *revstore.Store
+	sealer    *secretbox.Box
+	handler   http.Handler
+	http      *http.Server
+	listener  net.Listener
+	closers   []func() error
 }
 
 // New opens the store and builds the server; Start begins serving.
@@ -206,7 +216,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// The official agent's start-up check does GET / over TLS and accepts
 	// any status; everything else is the JSON protocol.
 	mux.Handle("/", h)
-	s.handler = mux
+	if err := s.openRevisions(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.handler = s.withRevisions(mux)
 	return s, nil
 }
 

@@ -99,6 +99,12 @@ const (
 // misconfigured Verifier, a cancelled ctx) are returned wrapped and should be
 // answered as internal failures.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Identity, error) {
+	return v.verify(ctx, r, body, false)
+}
+
+// verify is Verify and VerifyS3: s3 selects S3's rules for the payload hash
+// and the canonical URI.
+func (v *Verifier) verify(ctx context.Context, r *http.Request, body []byte, s3 bool) (Identity, error) {
 	if v.Keys == nil || len(v.Services) == 0 {
 		return Identity{}, errors.New("sigv4: Verifier needs Keys and Services")
 	}
@@ -147,12 +153,21 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Id
 	// X-Amz-Content-Sha256. UNSIGNED-PAYLOAD is refused: for a JSON API the
 	// body is the whole request, and leaving it unsigned would let anyone on
 	// the path rewrite it.
-	payloadHash := sha256Hex(body)
-	if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != payloadHash {
-		if claimed == unsignedPayload {
-			return Identity{}, invalidSignature("UNSIGNED-PAYLOAD is not accepted by this service; the request body must be signed.")
+	var payloadHash string
+	uris := canonicalURIs
+	if s3 {
+		if payloadHash, aerr = s3PayloadHash(r); aerr != nil {
+			return Identity{}, aerr
 		}
-		return Identity{}, invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
+		uris = s3CanonicalURIs
+	} else {
+		payloadHash = sha256Hex(body)
+		if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != payloadHash {
+			if claimed == unsignedPayload {
+				return Identity{}, invalidSignature("UNSIGNED-PAYLOAD is not accepted by this service; the request body must be signed.")
+			}
+			return Identity{}, invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
+		}
 	}
 
 	query, err := canonicalQuery(r.URL.RawQuery)
@@ -184,7 +199,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Id
 		signingKey = deriveKey(ck)
 	}
 
-	if !v.signatureMatches(r, &a, stamp, query, payloadHash, signingKey, want) {
+	if !v.signatureMatches(r, &a, uris(r), stamp, query, payloadHash, signingKey, want) {
 		return Identity{}, signatureMismatch()
 	}
 	if !cached {
@@ -201,10 +216,10 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Id
 // signatureMatches computes the expected signature for each canonical form
 // the supported SDKs may have produced (see canonicalURIs and trimMode) and
 // compares each in constant time. Ordinary requests have a single form.
-func (v *Verifier) signatureMatches(r *http.Request, a *authorization, stamp, query, payloadHash string, signingKey, want []byte) bool {
+func (v *Verifier) signatureMatches(r *http.Request, a *authorization, uris []string, stamp, query, payloadHash string, signingKey, want []byte) bool {
 	modes := []trimMode{trimSpaces, trimWhitespace}
 	var b strings.Builder
-	for _, uri := range canonicalURIs(r) {
+	for _, uri := range uris {
 		for _, mode := range modes {
 			b.Reset()
 			b.WriteString(r.Method)
