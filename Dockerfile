@@ -1,6 +1,8 @@
 # Cutover server image. Build: docker build --build-arg VERSION=v1.2.3 -t cutover .
-# Run:  docker run -p 8443:8443 -v cutover-data:/var/lib/cutover cutover
-# (add --tls-cert/--tls-key, mounted read-only, for agents on other hosts).
+# Run:  docker run -d -p 8443:8443 -v cutover-data:/var/lib/cutover cutover
+#       (then `server --tls-cert … --tls-key …`, mounted read-only, for agents on
+#       other hosts: the arguments replace the default "server")
+# Keys: docker run --rm -v cutover-data:/var/lib/cutover cutover keys create --user alice
 # The binary is static (pure-Go SQLite), so the runtime image needs no libc.
 
 FROM golang:1.26-bookworm AS build
@@ -21,5 +23,8 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/cutover
 USER 65532:65532
 VOLUME /var/lib/cutover
 EXPOSE 8443
-ENTRYPOINT ["/usr/local/bin/cutover", "server"]
-CMD ["--listen", "0.0.0.0:8443", "--data-dir", "/var/lib/cutover"]
+# Defaults through the environment, so that arguments given to `docker run`
+# add to them rather than replace them.
+ENV CUTOVER_LISTEN=0.0.0.0:8443 CUTOVER_DATA_DIR=/var/lib/cutover
+ENTRYPOINT ["/usr/local/bin/cutover"]
+CMD ["server"]
