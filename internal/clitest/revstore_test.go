@@ -45,20 +45,20 @@ func TestAWSCLIRevisionStore(t *testing.T) {
 }
 
 const (
-	rootKey    = "AKIATESTROOT00000001"
-	rootSecret = "test-root-secret-key-0000000000000000000"
+	rsRootKey    = "AKIATESTROOT00000001"
+	rsRootSecret = "test-root-secret-key-0000000000000000000"
 )
 
 func revisionSession(t *testing.T, useTLS bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RootAccessKeyID: rootKey, RootSecretAccessKey: rootSecret,
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RootAccessKeyID: rsRootKey, RootSecretAccessKey: rsRootSecret,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Minute: 100 * time.Millisecond}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	var caFile string
 	if useTLS {
-		cfg.TLSCert, cfg.TLSKey, caFile = selfSigned(t, dir)
+		cfg.TLSCert, cfg.TLSKey, caFile = revstoreCert(t, dir)
 		pool := x509.NewCertPool()
 		pemBytes, _ := os.ReadFile(caFile)
 		pool.AppendCertsFromPEM(pemBytes)
@@ -76,7 +76,7 @@ func revisionSession(t *testing.T, useTLS bool) {
 	defer func() { cancel(); <-served; srv.Close() }()
 	url := srv.URL()
 
-	env := awsEnv(t, url, rootKey, rootSecret, caFile)
+	env := revstoreAWSEnv(t, url, rsRootKey, rsRootSecret, caFile)
 	aws := func(args ...string) (string, string, int) {
 		t.Helper()
 		cmd := exec.Command("aws", args...)
@@ -123,10 +123,10 @@ func revisionSession(t *testing.T, useTLS bool) {
 	// `aws deploy push` uploads in parts (its limit is 6 MiB).
 	src := filepath.Join(dir, "app")
 	dest := filepath.Join(dir, "www")
-	must(t, os.MkdirAll(src, 0o755))
-	must(t, os.WriteFile(filepath.Join(src, "index.html"), []byte("blue\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(src, "noise.bin"), big[:7<<20], 0o644))
-	must(t, os.WriteFile(filepath.Join(src, "appspec.yml"), []byte(fmt.Sprintf("version: 0.0\nos: linux\nfiles:\n  - source: index.html\n    destination: %s\n", dest)), 0o644))
+	failOn(t, os.MkdirAll(src, 0o755))
+	failOn(t, os.WriteFile(filepath.Join(src, "index.html"), []byte("blue\n"), 0o644))
+	failOn(t, os.WriteFile(filepath.Join(src, "noise.bin"), big[:7<<20], 0o644))
+	failOn(t, os.WriteFile(filepath.Join(src, "appspec.yml"), []byte(fmt.Sprintf("version: 0.0\nos: linux\nfiles:\n  - source: index.html\n    destination: %s\n", dest)), 0o644))
 
 	ok("deploy", "create-application", "--application-name", "web")
 	push := ok("deploy", "push", "--application-name", "web", "--s3-location", "s3://revs/web/app.zip", "--source", src)
@@ -138,7 +138,7 @@ func revisionSession(t *testing.T, useTLS bool) {
 			S3Location struct{ Bucket, Key, BundleType, ETag string }
 		}
 	}
-	must(t, json.Unmarshal([]byte(ok("deploy", "list-application-revisions", "--application-name", "web", "--output", "json")), &revs))
+	failOn(t, json.Unmarshal([]byte(ok("deploy", "list-application-revisions", "--application-name", "web", "--output", "json")), &revs))
 	if len(revs.Revisions) != 1 || revs.Revisions[0].S3Location.ETag == "" {
 		t.Fatalf("registered revisions: %+v", revs.Revisions)
 	}
@@ -146,7 +146,7 @@ func revisionSession(t *testing.T, useTLS bool) {
 
 	// A host registered with its own key; its agent has no S3 setting.
 	reg, err := agent.Register(ctx, agent.RegisterRequest{Endpoint: url, Region: "us-east-1", InstanceName: "web-1",
-		AdminCredentials: credentials.NewStaticCredentialsProvider(rootKey, rootSecret, ""),
+		AdminCredentials: credentials.NewStaticCredentialsProvider(rsRootKey, rsRootSecret, ""),
 		Tags:             map[string]string{"role": "web"}, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func revisionSession(t *testing.T, useTLS bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostEnv := awsEnv(t, url, hostCreds.AccessKeyID, hostCreds.SecretAccessKey, caFile)
+	hostEnv := revstoreAWSEnv(t, url, hostCreds.AccessKeyID, hostCreds.SecretAccessKey, caFile)
 	hostCmd := exec.Command("aws", "s3", "cp", filepath.Join(src, "index.html"), "s3://revs/web/evil.html")
 	hostCmd.Env = hostEnv
 	if out, err := hostCmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "AccessDenied") {
@@ -180,12 +180,12 @@ func revisionSession(t *testing.T, useTLS bool) {
 		"--service-role-arn", "arn:aws:iam::000000000000:role/cutover",
 		"--on-premises-instance-tag-filters", "Key=role,Value=web,Type=KEY_AND_VALUE")
 	var dep struct{ DeploymentId string }
-	must(t, json.Unmarshal([]byte(ok("deploy", "create-deployment", "--application-name", "web", "--deployment-group-name", "prod",
+	failOn(t, json.Unmarshal([]byte(ok("deploy", "create-deployment", "--application-name", "web", "--deployment-group-name", "prod",
 		"--s3-location", fmt.Sprintf("bucket=%s,key=%s,bundleType=%s,eTag=%s", loc.Bucket, loc.Key, loc.BundleType, loc.ETag), "--output", "json")), &dep))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var got struct{ DeploymentInfo struct{ Status string } }
-		must(t, json.Unmarshal([]byte(ok("deploy", "get-deployment", "--deployment-id", dep.DeploymentId, "--output", "json")), &got))
+		failOn(t, json.Unmarshal([]byte(ok("deploy", "get-deployment", "--deployment-id", dep.DeploymentId, "--output", "json")), &got))
 		st := got.DeploymentInfo.Status
 		if st == "Succeeded" {
 			break
@@ -201,9 +201,9 @@ func revisionSession(t *testing.T, useTLS bool) {
 	}
 }
 
-// awsEnv isolates aws-cli from the user's configuration and points every
+// revstoreAWSEnv isolates aws-cli from the user's configuration and points every
 // service, S3 included, at url.
-func awsEnv(t *testing.T, url, key, secret, caFile string) []string {
+func revstoreAWSEnv(t *testing.T, url, key, secret, caFile string) []string {
 	dir := t.TempDir()
 	var out []string
 	for _, kv := range os.Environ() {
@@ -222,11 +222,11 @@ func awsEnv(t *testing.T, url, key, secret, caFile string) []string {
 	return out
 }
 
-// selfSigned writes a certificate for 127.0.0.1 that is its own CA.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile, caFile string) {
+// revstoreCert writes a certificate for 127.0.0.1 that is its own CA.
+func revstoreCert(t *testing.T, dir string) (certFile, keyFile, caFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
+	failOn(t, err)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cutover test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
@@ -235,16 +235,16 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile, caFile string) {
 		BasicConstraintsValid: true, IsCA: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(t, err)
+	failOn(t, err)
 	kder, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
+	failOn(t, err)
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	must(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	must(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+	failOn(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	failOn(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
 	return certFile, keyFile, certFile
 }
 
-func must(t *testing.T, err error) {
+func failOn(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

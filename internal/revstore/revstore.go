@@ -50,7 +50,7 @@ type Config struct {
 	Keys sigv4.KeyLookup
 	// Authorize decides whether an authenticated caller may read (GET,
 	// HEAD) or write (everything else); nil lets every valid key do both.
-	// An error is answered as AccessDenied with its text.
+	// An error is answered as AccessDenied with its text appended.
 	Authorize func(ctx context.Context, id sigv4.Identity, write bool) error
 	// MaxObjectSize bounds each request body; default DefaultMaxObjectSize.
 	MaxObjectSize int64
@@ -181,7 +181,7 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) *s3Error {
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
 	if s.cfg.Authorize != nil {
 		if err := s.cfg.Authorize(r.Context(), id, write); err != nil {
-			return &s3Error{Code: "AccessDenied", Status: http.StatusForbidden, Message: err.Error()}
+			return &s3Error{Code: "AccessDenied", Status: http.StatusForbidden, Message: "Access Denied: " + err.Error()}
 		}
 	}
 	bucket, key, e := s.checkPath(r, write)

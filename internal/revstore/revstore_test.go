@@ -51,7 +51,7 @@ func keyTable(_ context.Context, id string) (sigv4.Credentials, error) {
 
 func onlyWriterWrites(_ context.Context, id sigv4.Identity, write bool) error {
 	if write && id.AccessKeyID != writerID {
-		return errors.New("Access Denied: read-only key")
+		return errors.New("read-only key")
 	}
 	return nil
 }

@@ -43,10 +43,10 @@ func (s *Server) authorizeRevisions(ctx context.Context, id sigv4.Identity, writ
 	ctx = awsjson.WithCaller(ctx, awsjson.Caller{AccessKeyID: id.AccessKeyID, Account: id.Account, Region: id.Region, Principal: id.PrincipalARN, Service: id.Service})
 	name, err := s.API.InstanceOfCaller(ctx)
 	if err != nil {
-		return fmt.Errorf("Access Denied: %w", err)
+		return fmt.Errorf("looking up the caller: %w", err)
 	}
 	if name != "" {
-		return fmt.Errorf("Access Denied: the key of on-premises instance %s may only read revisions", name)
+		return fmt.Errorf("the key of on-premises instance %s may only read revisions", name)
 	}
 	return nil
 }
