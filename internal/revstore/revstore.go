@@ -7,16 +7,15 @@
 // <dir>/metadata. Files, rather than gofakes3's bbolt backend, because
 // bundles are large and fetched by many agents at once: a file is streamed
 // from disk, where bbolt would hold every object in memory for each read.
-// This package adds what a service exposed to a network needs around it:
-// SigV4 authentication with Cutover's access keys, authorisation, verified
-// and bounded request bodies, atomic writes, and keys checked before they
+// Multipart uploads are files as well (see backend). This package adds
+// what a service exposed to a network needs around them: SigV4
+// authentication with Cutover's access keys, authorisation, verified and
+// bounded request bodies, atomic writes, and keys checked before they
 // become file names.
 package revstore
 
 import (
-	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -42,6 +41,9 @@ const SigningName = "s3"
 // DefaultMaxObjectSize bounds one uploaded object or part.
 const DefaultMaxObjectSize = 5 << 30
 
+// maxXMLBody bounds the bodies of requests other than uploads.
+const maxXMLBody = 2 << 20
+
 // Config configures a Store.
 type Config struct {
 	// Dir holds the objects; it is created when missing.
@@ -66,7 +68,7 @@ type Store struct {
 	cfg      Config
 	log      *slog.Logger
 	verifier *sigv4.Verifier
-	backend  *s3afero.MultiBucketBackend
+	backend  *backend
 	buckets  afero.Fs
 	s3       http.Handler
 	spoolDir string
@@ -92,19 +94,21 @@ func New(cfg Config) (*Store, error) {
 		if err := os.RemoveAll(d); err != nil {
 			return nil, fmt.Errorf("revstore: %w", err)
 		}
+	}
+	for _, d := range []string{s.spoolDir, filepath.Join(cfg.Dir, partialDir), filepath.Join(cfg.Dir, "multipart")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("revstore: %w", err)
 		}
 	}
 	root := atomicFs{afero.NewBasePathFs(afero.NewOsFs(), cfg.Dir)}
-	backend, err := s3afero.MultiBucket(root)
+	files, err := s3afero.MultiBucket(root)
 	if err != nil {
 		return nil, fmt.Errorf("revstore: %w", err)
 	}
-	s.backend = backend
+	s.backend = &backend{MultiBucketBackend: files, dir: filepath.Join(cfg.Dir, "multipart"), partial: filepath.Join(cfg.Dir, partialDir), now: cfg.Now}
 	s.buckets = afero.NewBasePathFs(afero.NewOsFs(), filepath.Join(cfg.Dir, "buckets"))
 	s.verifier = &sigv4.Verifier{Keys: cfg.Keys, Services: []string{SigningName}, Now: cfg.Now}
-	s.s3 = gofakes3.New(backend,
+	s.s3 = gofakes3.New(s.backend,
 		gofakes3.WithAutoBucket(cfg.AutoBucket),
 		gofakes3.WithTimeSource(clock(cfg.Now)),
 		gofakes3.WithLogger(logAdapter{cfg.Logger}),
@@ -184,9 +188,15 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) *s3Error {
 			return &s3Error{Code: "AccessDenied", Status: http.StatusForbidden, Message: "Access Denied: " + err.Error()}
 		}
 	}
-	bucket, key, e := s.checkPath(r, write)
+	key, e := s.checkPath(r, write)
 	if e != nil {
 		return e
+	}
+	// Only object and part uploads carry data; every other body is a small
+	// XML document (a CompleteMultipartUpload of 10,000 parts is under 1 MiB).
+	limit := int64(maxXMLBody)
+	if r.Method == http.MethodPut && key != "" && r.Header.Get("X-Amz-Copy-Source") == "" {
+		limit = s.cfg.MaxObjectSize
 	}
 	if r.ContentLength != 0 || payload == unsignedTrailer {
 		// An aws-chunked body may come with Transfer-Encoding: chunked
@@ -202,13 +212,13 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) *s3Error {
 		if length < 0 {
 			return &s3Error{Code: "MissingContentLength", Status: http.StatusLengthRequired, Message: "You must provide the Content-Length HTTP header."}
 		}
-		if length > s.cfg.MaxObjectSize {
-			return tooLarge(s.cfg.MaxObjectSize)
+		if length > limit {
+			return tooLarge(limit)
 		}
 		// Bound the time a client may take to send: a minute plus 64 KiB/s.
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Now().Add(time.Minute + time.Duration(length/(64<<10))*time.Second))
-		sp, e := spool(r, s.spoolDir, s.cfg.MaxObjectSize, payload)
+		sp, e := spool(r, s.spoolDir, limit, payload)
 		_ = rc.SetReadDeadline(time.Time{})
 		if e != nil {
 			return e
@@ -226,9 +236,6 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) *s3Error {
 			r.Header.Del("Content-Encoding")
 		}
 	}
-	if r.Method == http.MethodPost && r.URL.Query().Has("uploadId") && key != "" {
-		return s.completeMultipart(w, r, bucket, key)
-	}
 	s.s3.ServeHTTP(w, r)
 	return nil
 }
@@ -243,87 +250,36 @@ func withoutAWSChunked(ce string) string {
 	return strings.Join(keep, ",")
 }
 
-// completeMultipart answers CompleteMultipartUpload with the ETag the object
-// is served with afterwards. gofakes3 answers S3's "<md5 of part md5s>-N"
-// but its file backend serves the content's MD5 on GET; `aws deploy push`
-// registers the first and the agent compares it with the second, so the two
-// must agree.
-func (s *Store) completeMultipart(w http.ResponseWriter, r *http.Request, bucket, key string) *s3Error {
-	rec := &recorder{header: http.Header{}}
-	s.s3.ServeHTTP(rec, r)
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	var res gofakes3.CompleteMultipartUploadResult
-	if rec.status == http.StatusOK && xml.Unmarshal(rec.body.Bytes(), &res) == nil {
-		if obj, err := s.backend.HeadObject(bucket, key); err == nil {
-			res.ETag = `"` + hex.EncodeToString(obj.Hash) + `"`
-			b, err := xml.MarshalIndent(res, "", "  ")
-			if err == nil {
-				rec.body.Reset()
-				rec.body.WriteString(xml.Header)
-				rec.body.Write(b)
-			}
-		}
-	}
-	for k, v := range rec.header {
-		w.Header()[k] = v
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
-	w.WriteHeader(rec.status)
-	_, _ = w.Write(rec.body.Bytes())
-	return nil
-}
-
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-}
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.body.Write(b)
-}
-
 var bucketName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{1,254}$`)
 
 // checkPath refuses buckets and keys that cannot be stored as files under
 // the bucket's directory: "." and ".." segments would name another place,
 // empty segments and over-long ones cannot be file names, and a key cannot
 // be both an object and a "directory" of other objects.
-func (s *Store) checkPath(r *http.Request, write bool) (bucket, key string, _ *s3Error) {
-	bucket, key, _ = strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+func (s *Store) checkPath(r *http.Request, write bool) (key string, _ *s3Error) {
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if bucket == "" {
-		return "", "", nil
+		return "", nil
 	}
 	if !bucketName.MatchString(bucket) {
-		return "", "", &s3Error{Code: "InvalidBucketName", Status: http.StatusBadRequest, Message: "The specified bucket is not valid."}
+		return "", &s3Error{Code: "InvalidBucketName", Status: http.StatusBadRequest, Message: "The specified bucket is not valid."}
 	}
 	if key == "" {
-		return bucket, "", nil
+		return "", nil
 	}
 	if len(key) > 1024 {
-		return "", "", &s3Error{Code: "KeyTooLongError", Status: http.StatusBadRequest, Message: "Your key is too long."}
+		return "", &s3Error{Code: "KeyTooLongError", Status: http.StatusBadRequest, Message: "Your key is too long."}
 	}
 	for _, seg := range strings.Split(key, "/") {
 		if seg == "" || seg == "." || seg == ".." || len(seg) > 255 {
-			return "", "", &s3Error{Code: "InvalidArgument", Status: http.StatusBadRequest,
+			return "", &s3Error{Code: "InvalidArgument", Status: http.StatusBadRequest,
 				Message: fmt.Sprintf("This store keeps objects as files: key %q must not have empty, '.' or '..' segments or segments over 255 bytes.", key)}
 		}
 	}
 	creates := r.Method == http.MethodPut && !r.URL.Query().Has("uploadId") || r.Method == http.MethodPost && r.URL.Query().Has("uploads")
 	if creates {
 		if fi, err := s.buckets.Stat(filepath.Join(bucket, key)); err == nil && fi.IsDir() {
-			return "", "", conflict(key, key+"/…")
+			return "", conflict(key, key+"/…")
 		}
 	}
 	segs := strings.Split(key, "/")
@@ -335,14 +291,14 @@ func (s *Store) checkPath(r *http.Request, write bool) (bucket, key string, _ *s
 		// An object's name is a prefix of key: key cannot exist.
 		switch {
 		case creates:
-			return "", "", conflict(key, p)
+			return "", conflict(key, p)
 		case r.Method == http.MethodDelete: // as S3 answers for a missing key
-			return "", "", &s3Error{Status: http.StatusNoContent}
+			return "", &s3Error{Status: http.StatusNoContent}
 		case !write:
-			return "", "", &s3Error{Code: "NoSuchKey", Status: http.StatusNotFound, Message: "The specified key does not exist."}
+			return "", &s3Error{Code: "NoSuchKey", Status: http.StatusNotFound, Message: "The specified key does not exist."}
 		}
 	}
-	return bucket, key, nil
+	return key, nil
 }
 
 func conflict(key, other string) *s3Error {

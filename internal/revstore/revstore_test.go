@@ -419,3 +419,81 @@ func TestIsS3Request(t *testing.T) {
 		})
 	}
 }
+
+// TestMultipartOnDisk: parts are files, so an upload survives a restart and
+// completes into the object; listing, aborting and bad completions answer
+// as S3 does.
+func TestMultipartOnDisk(t *testing.T) {
+	ctx := context.Background()
+	f := start(t, false)
+	w := f.client(writerID, writerSecret)
+	if _, err := w.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("revs")}); err != nil {
+		t.Fatal(err)
+	}
+	bucket, key := aws.String("revs"), aws.String("app/big.zip")
+	mp, err := w.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(t, 5<<20+10)
+	chunks := [][]byte{data[:5<<20], data[5<<20:]}
+	var parts []s3types.CompletedPart
+	for i, c := range chunks {
+		up, err := w.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: key, UploadId: mp.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, s3types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: up.ETag})
+	}
+
+	f.srv.Close()
+	f.open(t, false)
+	w = f.client(writerID, writerSecret)
+
+	ups, err := w.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: bucket})
+	if err != nil || len(ups.Uploads) != 1 || aws.ToString(ups.Uploads[0].UploadId) != aws.ToString(mp.UploadId) {
+		t.Fatalf("uploads after restart: %+v %v", ups, err)
+	}
+	lp, err := w.ListParts(ctx, &s3.ListPartsInput{Bucket: bucket, Key: key, UploadId: mp.UploadId})
+	if err != nil || len(lp.Parts) != 2 || aws.ToInt64(lp.Parts[1].Size) != 10 {
+		t.Fatalf("parts after restart: %+v %v", lp, err)
+	}
+	complete := func(id *string, ps []s3types.CompletedPart) (*s3.CompleteMultipartUploadOutput, error) {
+		return w.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: key, UploadId: id,
+			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: ps}})
+	}
+	wrongETag := []s3types.CompletedPart{{PartNumber: aws.Int32(1), ETag: aws.String(`"00000000000000000000000000000000"`)}}
+	if _, err := complete(mp.UploadId, wrongETag); errorCode(err) != "InvalidPart" {
+		t.Errorf("complete with a wrong ETag: %v", err)
+	}
+	if _, err := complete(mp.UploadId, []s3types.CompletedPart{parts[1], parts[0]}); errorCode(err) != "InvalidPartOrder" {
+		t.Errorf("complete out of order: %v", err)
+	}
+	if _, err := complete(aws.String("../../buckets/revs"), parts); errorCode(err) != "NoSuchUpload" {
+		t.Errorf("complete with a path as upload id: %v", err)
+	}
+	done, err := complete(mp.UploadId, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, etag := get(t, w, "revs", "app/big.zip"); !bytes.Equal(b, data) || etag != aws.ToString(done.ETag) {
+		t.Errorf("object: %d bytes (want %d), etag %s, complete said %s", len(b), len(data), etag, aws.ToString(done.ETag))
+	}
+	if _, err := complete(mp.UploadId, parts); errorCode(err) != "NoSuchUpload" {
+		t.Errorf("second completion: %v", err)
+	}
+
+	ab, err := w.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: aws.String("gone")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: bucket, Key: aws.String("gone"), UploadId: ab.UploadId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.UploadPart(ctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String("gone"), UploadId: ab.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("x")}); errorCode(err) != "NoSuchUpload" {
+		t.Errorf("part after abort: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(f.dir, "multipart")); len(ents) != 0 {
+		t.Errorf("multipart directory not empty after completion and abort: %v", ents)
+	}
+}
