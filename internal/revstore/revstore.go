@@ -160,7 +160,17 @@ func signedService(r *http.Request) (string, bool) {
 // rather than accepted unchecked.
 var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
+// maxResponseTime bounds how long one response may take to send: a 5 GiB
+// object at 1.5 MB/s. The server has no write timeout (agents long-poll
+// on the same listener), so without it a client that stops reading would
+// hold its connection forever.
+const maxResponseTime = time.Hour
+
 func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(maxResponseTime))
+	// The deadline would outlive the request on a kept-alive connection.
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	if e := s.serve(w, r); e != nil {
 		if e.Status >= 500 {
 			s.log.Error("revision store", "method", r.Method, "path", r.URL.Path, "err", e.err)
