@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"path/filepath"
 
-	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/revstore"
 	"github.com/cutoverhq/cutover/internal/sigv4"
 )
@@ -35,13 +34,13 @@ func (s *Server) openRevisions() error {
 }
 
 // authorizeRevisions lets an on-premises instance's key read revisions (the
-// agent downloads bundles with it) but not change them.
+// agent downloads bundles with it) but not change them, whatever region
+// the request was signed for.
 func (s *Server) authorizeRevisions(ctx context.Context, id sigv4.Identity, write bool) error {
 	if !write {
 		return nil
 	}
-	ctx = awsjson.WithCaller(ctx, awsjson.Caller{AccessKeyID: id.AccessKeyID, Account: id.Account, Region: id.Region, Principal: id.PrincipalARN, Service: id.Service})
-	name, err := s.API.InstanceOfCaller(ctx)
+	name, err := s.API.InstanceOfPrincipal(ctx, id.Account, id.PrincipalARN)
 	if err != nil {
 		return fmt.Errorf("looking up the caller: %w", err)
 	}

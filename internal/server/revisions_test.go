@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/cutoverhq/cutover/internal/agent"
 	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
@@ -62,5 +63,44 @@ func TestRevisionStoreDisabled(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "revisions")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("revisions directory with the store off: %v", err)
+	}
+}
+
+// TestRevisionStoreHostKeyReadsOnly: an agent's key downloads bundles but
+// cannot upload, in whichever region it signs for.
+func TestRevisionStoreHostKeyReadsOnly(t *testing.T) {
+	ctx := context.Background()
+	env := servertest.Start(t)
+	admin := s3Client(env)
+	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("revs")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip"), Body: strings.NewReader("zip")}); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := agent.Register(ctx, agent.RegisterRequest{Endpoint: env.URL, Region: env.Region, InstanceName: "web-1",
+		AdminCredentials: credentials.NewStaticCredentialsProvider(env.AccessKey, env.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, region := range []string{env.Region, "eu-west-1"} {
+		host := s3.New(s3.Options{Region: region, BaseEndpoint: aws.String(env.URL), UsePathStyle: true,
+			Credentials: reg.CredentialsProvider(), Retryer: aws.NopRetryer{}})
+		if _, err := host.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip")}); err != nil {
+			t.Errorf("%s: host key download: %v", region, err)
+		}
+		_, err := host.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip"), Body: strings.NewReader("evil")})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" {
+			t.Errorf("%s: host key upload: %v", region, err)
+		}
+	}
+	out, err := admin.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	if aws.ToInt64(out.ContentLength) != 3 {
+		t.Errorf("object changed: %d bytes", aws.ToInt64(out.ContentLength))
 	}
 }
