@@ -32,6 +32,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/spf13/afero"
 
+	"github.com/cutoverhq/cutover/internal/logging"
 	"github.com/cutoverhq/cutover/internal/sigv4"
 )
 
@@ -111,7 +112,7 @@ func New(cfg Config) (*Store, error) {
 	s.s3 = gofakes3.New(s.backend,
 		gofakes3.WithAutoBucket(cfg.AutoBucket),
 		gofakes3.WithTimeSource(clock(cfg.Now)),
-		gofakes3.WithLogger(logAdapter{cfg.Logger}),
+		gofakes3.WithLogger(logging.S3(cfg.Logger)),
 	).Server()
 	return s, nil
 }
@@ -384,13 +385,3 @@ type clock func() time.Time
 
 func (c clock) Now() time.Time                  { return c() }
 func (c clock) Since(t time.Time) time.Duration { return c().Sub(t) }
-
-// logAdapter sends gofakes3's logging to slog, errors only: its info lines
-// name every request.
-type logAdapter struct{ l *slog.Logger }
-
-func (a logAdapter) Print(level gofakes3.LogLevel, v ...any) {
-	if level == gofakes3.LogErr {
-		a.l.Error("revision store: " + strings.TrimSpace(fmt.Sprintln(v...)))
-	}
-}
