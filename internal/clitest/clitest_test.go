@@ -304,14 +304,22 @@ else:
 json.dump(out, sys.stdout)
 `
 
-func TestBoto3Session(t *testing.T) {
+// python3WithBoto3 returns the python3 to run boto3 scripts with, or skips
+// the test (loudly) when boto3 is missing.
+func python3WithBoto3(t *testing.T) string {
+	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("SKIPPING BOTO3 SESSION: python3 is not on PATH")
+		t.Skip("SKIPPING BOTO3 TEST: python3 is not on PATH")
 	}
 	if out, err := exec.Command(py, "-c", "import boto3").CombinedOutput(); err != nil {
-		t.Skipf("SKIPPING BOTO3 SESSION: boto3 is not importable: %s", out)
+		t.Skipf("SKIPPING BOTO3 TEST: boto3 is not importable: %s", out)
 	}
+	return py
+}
+
+func TestBoto3Session(t *testing.T) {
+	py := python3WithBoto3(t)
 	env := servertest.Start(t)
 	cmd := exec.Command(py, "-c", boto3Script)
 	cmd.Env = toolEnv(t, env)

@@ -3,9 +3,7 @@
 package codedeploy
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"maps"
 	"slices"
 	"unicode/utf8"
@@ -5865,17 +5863,6 @@ func NewInput(op string) any {
 	return nil
 }
 
-// decode unmarshals a request body; an empty body is an empty object.
-func decode(body []byte, in any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(body, in); err != nil {
-		return &DecodeError{Err: err}
-	}
-	return nil
-}
-
 // Dispatch decodes body as the input of op, validates it and calls the
 // matching method of svc. It returns ErrUnknownOperation, *DecodeError or
 // *ValidationFailure before calling svc, and otherwise whatever svc
@@ -5884,7 +5871,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 	switch op {
 	case "AddTagsToOnPremisesInstances":
 		in := new(AddTagsToOnPremisesInstancesInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5893,7 +5880,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.AddTagsToOnPremisesInstances(ctx, in)
 	case "BatchGetApplicationRevisions":
 		in := new(BatchGetApplicationRevisionsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5906,7 +5893,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "BatchGetApplications":
 		in := new(BatchGetApplicationsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5919,7 +5906,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "BatchGetDeploymentGroups":
 		in := new(BatchGetDeploymentGroupsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5932,7 +5919,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "BatchGetDeploymentInstances":
 		in := new(BatchGetDeploymentInstancesInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5945,7 +5932,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "BatchGetDeploymentTargets":
 		in := new(BatchGetDeploymentTargetsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5958,7 +5945,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "BatchGetDeployments":
 		in := new(BatchGetDeploymentsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5971,7 +5958,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "BatchGetOnPremisesInstances":
 		in := new(BatchGetOnPremisesInstancesInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5984,7 +5971,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ContinueDeployment":
 		in := new(ContinueDeploymentInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -5993,7 +5980,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.ContinueDeployment(ctx, in)
 	case "CreateApplication":
 		in := new(CreateApplicationInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6006,7 +5993,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "CreateDeployment":
 		in := new(CreateDeploymentInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6019,7 +6006,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "CreateDeploymentConfig":
 		in := new(CreateDeploymentConfigInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6032,7 +6019,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "CreateDeploymentGroup":
 		in := new(CreateDeploymentGroupInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6045,7 +6032,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "DeleteApplication":
 		in := new(DeleteApplicationInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6054,7 +6041,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.DeleteApplication(ctx, in)
 	case "DeleteDeploymentConfig":
 		in := new(DeleteDeploymentConfigInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6063,7 +6050,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.DeleteDeploymentConfig(ctx, in)
 	case "DeleteDeploymentGroup":
 		in := new(DeleteDeploymentGroupInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6076,7 +6063,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "DeleteGitHubAccountToken":
 		in := new(DeleteGitHubAccountTokenInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6089,7 +6076,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "DeleteResourcesByExternalId":
 		in := new(DeleteResourcesByExternalIdInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6102,7 +6089,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "DeregisterOnPremisesInstance":
 		in := new(DeregisterOnPremisesInstanceInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6111,7 +6098,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.DeregisterOnPremisesInstance(ctx, in)
 	case "GetApplication":
 		in := new(GetApplicationInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6124,7 +6111,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "GetApplicationRevision":
 		in := new(GetApplicationRevisionInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6137,7 +6124,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "GetDeployment":
 		in := new(GetDeploymentInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6150,7 +6137,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "GetDeploymentConfig":
 		in := new(GetDeploymentConfigInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6163,7 +6150,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "GetDeploymentGroup":
 		in := new(GetDeploymentGroupInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6176,7 +6163,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "GetDeploymentInstance":
 		in := new(GetDeploymentInstanceInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6189,7 +6176,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "GetDeploymentTarget":
 		in := new(GetDeploymentTargetInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6202,7 +6189,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "GetOnPremisesInstance":
 		in := new(GetOnPremisesInstanceInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6215,7 +6202,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListApplicationRevisions":
 		in := new(ListApplicationRevisionsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6228,7 +6215,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListApplications":
 		in := new(ListApplicationsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6241,7 +6228,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListDeploymentConfigs":
 		in := new(ListDeploymentConfigsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6254,7 +6241,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListDeploymentGroups":
 		in := new(ListDeploymentGroupsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6267,7 +6254,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListDeploymentInstances":
 		in := new(ListDeploymentInstancesInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6280,7 +6267,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListDeploymentTargets":
 		in := new(ListDeploymentTargetsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6293,7 +6280,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListDeployments":
 		in := new(ListDeploymentsInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6306,7 +6293,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListGitHubAccountTokenNames":
 		in := new(ListGitHubAccountTokenNamesInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6319,7 +6306,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListOnPremisesInstances":
 		in := new(ListOnPremisesInstancesInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6332,7 +6319,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "ListTagsForResource":
 		in := new(ListTagsForResourceInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6345,7 +6332,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "PutLifecycleEventHookExecutionStatus":
 		in := new(PutLifecycleEventHookExecutionStatusInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6358,7 +6345,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "RegisterApplicationRevision":
 		in := new(RegisterApplicationRevisionInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6367,7 +6354,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.RegisterApplicationRevision(ctx, in)
 	case "RegisterOnPremisesInstance":
 		in := new(RegisterOnPremisesInstanceInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6376,7 +6363,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.RegisterOnPremisesInstance(ctx, in)
 	case "RemoveTagsFromOnPremisesInstances":
 		in := new(RemoveTagsFromOnPremisesInstancesInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6385,7 +6372,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.RemoveTagsFromOnPremisesInstances(ctx, in)
 	case "SkipWaitTimeForInstanceTermination":
 		in := new(SkipWaitTimeForInstanceTerminationInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6394,7 +6381,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.SkipWaitTimeForInstanceTermination(ctx, in)
 	case "StopDeployment":
 		in := new(StopDeploymentInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6407,7 +6394,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "TagResource":
 		in := new(TagResourceInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6420,7 +6407,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "UntagResource":
 		in := new(UntagResourceInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6433,7 +6420,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "UpdateApplication":
 		in := new(UpdateApplicationInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -6442,7 +6429,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return nil, svc.UpdateApplication(ctx, in)
 	case "UpdateDeploymentGroup":
 		in := new(UpdateDeploymentGroupInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {

@@ -85,7 +85,15 @@ func TestDispatch(t *testing.T) {
 	if _, err := Dispatch(ctx, svc, "PollHostCommand", []byte(`{}`)); !errors.As(err, &vf) {
 		t.Errorf("required: %v", err)
 	}
-	out, err := Dispatch(ctx, svc, "PollHostCommand", []byte(`{"HostIdentifier":"arn:aws:ec2:i-1"}`))
+	// Member names match exactly, as the official agent's SDK sends them.
+	if _, err := Dispatch(ctx, svc, "PollHostCommand", []byte(`{"hostIdentifier":"arn:aws:ec2:i-1"}`)); !errors.As(err, &vf) {
+		t.Errorf("wrong case: %v", err)
+	}
+	out, err := Dispatch(ctx, svc, "PollHostCommand", []byte(`{"HOSTIDENTIFIER":"wrong","HostIdentifier":"arn:aws:ec2:i-1","hostidentifier":"wrong"}`))
+	if o, ok := out.(*PollHostCommandOutput); err != nil || !ok || *o.HostCommand.HostIdentifier != "arn:aws:ec2:i-1" {
+		t.Errorf("both spellings: %#v, %v", out, err)
+	}
+	out, err = Dispatch(ctx, svc, "PollHostCommand", []byte(`{"HostIdentifier":"arn:aws:ec2:i-1"}`))
 	if o, ok := out.(*PollHostCommandOutput); err != nil || !ok || *o.HostCommand.Nonce != 7 {
 		t.Errorf("success: %#v, %v", out, err)
 	}

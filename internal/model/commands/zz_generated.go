@@ -3,9 +3,7 @@
 package commands
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"regexp"
 	"unicode/utf8"
 
@@ -457,17 +455,6 @@ func NewInput(op string) any {
 	return nil
 }
 
-// decode unmarshals a request body; an empty body is an empty object.
-func decode(body []byte, in any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(body, in); err != nil {
-		return &DecodeError{Err: err}
-	}
-	return nil
-}
-
 // Dispatch decodes body as the input of op, validates it and calls the
 // matching method of svc. It returns ErrUnknownOperation, *DecodeError or
 // *ValidationFailure before calling svc, and otherwise whatever svc
@@ -476,7 +463,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 	switch op {
 	case "GetDeploymentSpecification":
 		in := new(GetDeploymentSpecificationInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -489,7 +476,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "PollHostCommand":
 		in := new(PollHostCommandInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -502,7 +489,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "PostHostCommandUpdate":
 		in := new(PostHostCommandUpdateInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -515,7 +502,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "PutHostCommandAcknowledgement":
 		in := new(PutHostCommandAcknowledgementInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {
@@ -528,7 +515,7 @@ func Dispatch(ctx context.Context, svc Service, op string, body []byte) (out any
 		return o, nil
 	case "PutHostCommandComplete":
 		in := new(PutHostCommandCompleteInput)
-		if err := decode(body, in); err != nil {
+		if err := modelcheck.Decode(body, in); err != nil {
 			return nil, err
 		}
 		if v := in.Validate(""); v != nil {

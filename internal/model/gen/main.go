@@ -416,7 +416,7 @@ func (g *generator) emit() {
 	g.p("package %s", g.c.pkg)
 	g.p("")
 	g.p("import (")
-	std := []string{"bytes", "context", "encoding/json"}
+	std := []string{"context"}
 	if g.usesRe {
 		std = append(std, "regexp")
 	}
@@ -827,17 +827,6 @@ func (g *generator) emitDispatch(ops []string) {
 	g.p("return nil")
 	g.p("}")
 	g.p("")
-	g.p("// decode unmarshals a request body; an empty body is an empty object.")
-	g.p("func decode(body []byte, in any) error {")
-	g.p("if len(bytes.TrimSpace(body)) == 0 {")
-	g.p("return nil")
-	g.p("}")
-	g.p("if err := json.Unmarshal(body, in); err != nil {")
-	g.p("return &DecodeError{Err: err}")
-	g.p("}")
-	g.p("return nil")
-	g.p("}")
-	g.p("")
 	g.p("// Dispatch decodes body as the input of op, validates it and calls the")
 	g.p("// matching method of svc. It returns ErrUnknownOperation, *DecodeError or")
 	g.p("// *ValidationFailure before calling svc, and otherwise whatever svc")
@@ -848,7 +837,7 @@ func (g *generator) emitDispatch(ops []string) {
 		op := g.m.Operations[name]
 		g.p("case %q:", name)
 		g.p("in := new(%s)", g.inType(op))
-		g.p("if err := decode(body, in); err != nil {")
+		g.p("if err := modelcheck.Decode(body, in); err != nil {")
 		g.p("return nil, err")
 		g.p("}")
 		if op.Input != nil {
