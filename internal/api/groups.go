@@ -371,6 +371,9 @@ func completeGroup(ctx context.Context, tx store.Tx, sc scope, g *cd.DeploymentG
 	if p := deref(cfg.ComputePlatform); p != platform {
 		return awsjson.Errorf("InvalidDeploymentConfigNameException", "The deployment configuration %s is for the %s compute platform, but the application is %s.", *g.DeploymentConfigName, p, platform)
 	}
+	if platform != cd.ComputePlatformServer {
+		return UnsupportedPlatform(platform, *g.DeploymentConfigName)
+	}
 	return nil
 }
 

@@ -77,14 +77,16 @@ func TestDeploymentGroupDefaults(t *testing.T) {
 		t.Fatalf("defaults %+v", g)
 	}
 
-	// Lambda groups shift traffic; their default config is Lambda's.
+	// Lambda applications may exist (metadata), but their groups could never
+	// deploy here: refused, naming the platform, and nothing is stored.
 	createApp(t, c, "fn", types.ComputePlatformLambda)
-	if _, err := c.CreateDeploymentGroup(ctx, groupInput("fn", "live")); err != nil {
-		t.Fatal(err)
+	_, err = c.CreateDeploymentGroup(ctx, groupInput("fn", "live"))
+	servertest.WantError(t, err, "InvalidDeploymentConfigNameException")
+	if !strings.Contains(err.Error(), "does not run the Lambda compute platform (deployment configuration CodeDeployDefault.LambdaAllAtOnce)") {
+		t.Errorf("message: %v", err)
 	}
-	g = getGroup(t, c, "fn", "live")
-	if *g.DeploymentConfigName != "CodeDeployDefault.LambdaAllAtOnce" || g.DeploymentStyle.DeploymentType != types.DeploymentTypeBlueGreen || g.ComputePlatform != types.ComputePlatformLambda {
-		t.Fatalf("lambda group %+v %+v", g, g.DeploymentStyle)
+	if l, err := c.ListDeploymentGroups(ctx, &codedeploy.ListDeploymentGroupsInput{ApplicationName: aws.String("fn")}); err != nil || len(l.DeploymentGroups) != 0 {
+		t.Fatalf("groups after refusal: %v %v", l, err)
 	}
 }
 

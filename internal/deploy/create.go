@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -86,6 +87,16 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 		if err != nil {
 			return err
 		}
+		if p := deref(app.ComputePlatform); p != cd.ComputePlatformServer {
+			if p == cd.ComputePlatformLambda && in.UpdateOutdatedInstancesOnly != nil && *in.UpdateOutdatedInstancesOnly {
+				return awsjson.Errorf("InvalidUpdateOutdatedInstancesOnlyValueException", "updateOutdatedInstancesOnly must be false for Lambda deployments.")
+			}
+			if p == cd.ComputePlatformLambda && in.IgnoreApplicationStopFailures != nil && *in.IgnoreApplicationStopFailures {
+				return awsjson.Errorf("InvalidIgnoreApplicationStopFailuresValueException", "ignoreApplicationStopFailures must be false for Lambda deployments.")
+			}
+			// Checked before the group: such groups cannot be created.
+			return api.UnsupportedPlatform(p, cmp.Or(deref(in.DeploymentConfigName), "CodeDeployDefault."+p+"AllAtOnce"))
+		}
 		g, err := api.LoadGroup(ctx, tx, account, region, appName, groupName)
 		if err != nil {
 			return err
@@ -123,14 +134,6 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 		blueGreen := *rec.DeploymentStyle.DeploymentType == cd.DeploymentTypeBLUEGREEN
 		if in.TargetInstances != nil && !blueGreen {
 			return awsjson.Errorf("InvalidTargetInstancesException", "targetInstances can be given only for blue/green deployments.")
-		}
-		if rec.ComputePlatform != cd.ComputePlatformServer {
-			if rec.UpdateOutdatedInstancesOnly && rec.ComputePlatform == cd.ComputePlatformLambda {
-				return awsjson.Errorf("InvalidUpdateOutdatedInstancesOnlyValueException", "updateOutdatedInstancesOnly must be false for Lambda deployments.")
-			}
-			if rec.IgnoreApplicationStopFailures && rec.ComputePlatform == cd.ComputePlatformLambda {
-				return awsjson.Errorf("InvalidIgnoreApplicationStopFailuresValueException", "ignoreApplicationStopFailures must be false for Lambda deployments.")
-			}
 		}
 		cfgName := deref(in.DeploymentConfigName)
 		if cfgName == "" {
