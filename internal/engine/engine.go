@@ -204,6 +204,16 @@ type Deployment struct {
 	// RollbackWanted is set when the deployment ended in a way its rollback
 	// configuration (or StopDeployment) asks to roll back.
 	RollbackWanted bool `json:"rollbackWanted,omitempty"`
+	// StartFailure is the failure decided at start, applied at its time
+	// (Config.StartFailureDelay); nothing is dispatched meanwhile.
+	StartFailure *StartFailure `json:"startFailure,omitempty"`
+}
+
+// StartFailure is a deployment's failure decided when it started.
+type StartFailure struct {
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
 }
 
 // Config holds the engine's time settings.
@@ -211,6 +221,12 @@ type Config struct {
 	Minute        time.Duration // length of an API minute
 	PickupTimeout time.Duration // an event not acknowledged by then fails
 	EventTimeout  time.Duration // an acknowledged event not completed by then fails
+	// StartFailureDelay keeps a deployment that cannot start (no
+	// instances, impossible health constraints) InProgress this long
+	// before it fails: AWS's pass through Created and InProgress first,
+	// and clients that poll for a running deployment right after
+	// CreateDeployment rely on it. Zero fails at once.
+	StartFailureDelay time.Duration
 }
 
 // Event kinds fed to Step.
@@ -401,19 +417,29 @@ func (s *stepper) start() {
 	}
 	n := len(targets)
 	if n == 0 {
-		s.finish(StatusFailed, CodeNoInstances, "The deployment failed because no instances were found for your deployment group. Check your deployment group settings to make sure the tags for your instances correctly identify the instances you want to deploy to, and then try again.")
+		s.failStart(CodeNoInstances, "The deployment failed because no instances were found for your deployment group. Check your deployment group settings to make sure the tags for your instances correctly identify the instances you want to deploy to, and then try again.")
 		return
 	}
 	d.M = d.MinHealthy.Minimum(n)
 	if d.MinHealthy.Type != MostConcurrency && d.M >= n {
-		s.skipRemaining()
-		s.finish(StatusFailed, CodeHealthConstraintsInvalid, fmt.Sprintf("The deployment failed because the minimum number of healthy instances (%d) is not less than the number of instances in the deployment (%d). Lower the minimum healthy hosts in the deployment configuration or add instances.", d.M, n))
+		s.failStart(CodeHealthConstraintsInvalid, fmt.Sprintf("The deployment failed because the minimum number of healthy instances (%d) is not less than the number of instances in the deployment (%d). Lower the minimum healthy hosts in the deployment configuration or add instances.", d.M, n))
 		return
 	}
 	if d.BlueGreen && d.Rollback {
 		d.Phase = PhaseAllow
 		s.message("Rerouting traffic back to the original instances")
 	}
+}
+
+// failStart fails a deployment that cannot start, after
+// Config.StartFailureDelay (see there).
+func (s *stepper) failStart(code, msg string) {
+	if s.cfg.StartFailureDelay <= 0 {
+		s.skipRemaining()
+		s.finish(StatusFailed, code, msg)
+		return
+	}
+	s.d.StartFailure = &StartFailure{Code: code, Message: msg, At: s.now.Add(s.cfg.StartFailureDelay)}
 }
 
 func (s *stepper) message(m string) { s.d.StatusMessages = append(s.d.StatusMessages, m) }
@@ -500,6 +526,12 @@ func (s *stepper) failInstance(in *Instance) {
 
 func (s *stepper) tick() {
 	d := s.d
+	if f := d.StartFailure; f != nil && !s.now.Before(f.At) {
+		d.StartFailure = nil
+		s.skipRemaining()
+		s.finish(StatusFailed, f.Code, f.Message)
+		return
+	}
 	for _, in := range d.Instances {
 		c := in.Cmd
 		if c == nil {
@@ -592,6 +624,7 @@ func (s *stepper) stop(rollback *bool) {
 	}
 	d.Stopping = true
 	d.StopRollback = want
+	d.StartFailure = nil // stopped before it could fail: the stop wins
 	d.ErrorCode = CodeManualStop
 	d.ErrorMessage = "The deployment was stopped by a user request (StopDeployment)."
 	s.skipRemaining()
@@ -653,6 +686,9 @@ func (s *stepper) inFlight() int {
 // current state allows.
 func (s *stepper) advance() {
 	d := s.d
+	if d.StartFailure != nil {
+		return // failing: nothing runs until then
+	}
 	for guard := 0; guard < 64 && !Terminal(d.Status) && d.Status != StatusCreated; guard++ {
 		if !s.advanceOnce() {
 			return
@@ -1064,6 +1100,9 @@ func (d *Deployment) NextWake(cfg Config) time.Time {
 				min(c.Acked.Add(cfg.EventTimeout))
 			}
 		}
+	}
+	if d.StartFailure != nil {
+		min(d.StartFailure.At)
 	}
 	if d.Phase == PhaseReadyWait {
 		min(d.ReadyDeadline)

@@ -263,7 +263,8 @@ func (s *Server) startRunner(ctx context.Context) error {
 	default:
 		return fmt.Errorf("unknown spec format %q: use PKCS7/JSON or TEXT/JSON", cfg.SpecFormat)
 	}
-	ecfg := engine.Config{Minute: cfg.Minute, PickupTimeout: cfg.PickupTimeout, EventTimeout: cfg.EventTimeout}
+	ecfg := engine.Config{Minute: cfg.Minute, PickupTimeout: cfg.PickupTimeout, EventTimeout: cfg.EventTimeout,
+		StartFailureDelay: time.Second}
 	if ecfg.Minute <= 0 {
 		ecfg.Minute = time.Minute
 	}
