@@ -40,6 +40,7 @@ type group struct {
 	conns  connSet // tcp mode: client connections, cut at close
 
 	health *http.Client
+	out    outage // no member to send to: what has been logged of it
 }
 
 func startGroup(cfg traffic.TargetGroupConfig, log *slog.Logger) (*group, error) {

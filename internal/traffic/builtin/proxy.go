@@ -34,15 +34,16 @@ func (g *group) newProxy() *httputil.ReverseProxy {
 }
 
 func (g *group) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusBadGateway
 	switch {
 	case errors.Is(err, errNoBackend):
-		code = http.StatusServiceUnavailable
+		g.refused()
+		writeNoBackend(w)
+		return
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		return // the client went away; nobody to answer
 	}
 	g.log.Warn("builtin: proxy error", "method", r.Method, "path", r.URL.Path, "err", err)
-	w.WriteHeader(code)
+	w.WriteHeader(http.StatusBadGateway)
 }
 
 type roundTripper struct{ g *group }
@@ -64,6 +65,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.Host = m.addr
 		resp, err := m.transport.RoundTrip(req)
 		if err == nil {
+			g.served()
 			resp.Body = &memberBody{ReadCloser: resp.Body, m: m}
 			return resp, nil
 		}

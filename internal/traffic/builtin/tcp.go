@@ -45,6 +45,9 @@ func (g *group) handleConn(client net.Conn) {
 	for range maxAttempts {
 		m := g.acquire(last)
 		if m == nil {
+			if last == nil {
+				g.refused()
+			}
 			return
 		}
 		backend, err := m.dial(g.ctx, "tcp")
@@ -54,6 +57,7 @@ func (g *group) handleConn(client net.Conn) {
 			last = m
 			continue
 		}
+		g.served()
 		relay(client, backend)
 		backend.Close()
 		m.inFlight.Add(-1)
