@@ -81,6 +81,19 @@ func TestE2EStopDeployment(t *testing.T) {
 			if tg.Status != types.TargetStatusFailed || !slices.Equal(eventStatuses(tg.LifecycleEvents), want) {
 				t.Errorf("interrupted %s: %s %v", h.agent.Name, tg.Status, eventStatuses(tg.LifecycleEvents))
 			}
+			// The Failed instance says why: the first event it did not run
+			// carries the stop.
+			for i, ev := range tg.LifecycleEvents {
+				d := ev.Diagnostics
+				if i == 3 {
+					if d == nil || d.ErrorCode != types.LifecycleErrorCodeUnknownError || !strings.Contains(aws.ToString(d.Message), "deployment was stopped") ||
+						!strings.Contains(aws.ToString(d.Message), "Install and the lifecycle events after it were skipped") {
+						t.Errorf("interrupted %s: Install diagnostics %+v, want the stop explained", h.agent.Name, d)
+					}
+				} else if i > 3 && d != nil {
+					t.Errorf("interrupted %s: %s diagnostics %+v", h.agent.Name, aws.ToString(ev.LifecycleEventName), d)
+				}
+			}
 			continue
 		}
 		if tg.Status != types.TargetStatusSkipped {

@@ -671,6 +671,19 @@ func (s *stepper) markRest(in *Instance, st string) {
 	in.LastUpdated = s.now
 }
 
+// explainStop gives the first event a stop kept from running on an
+// interrupted instance the diagnostics that say so: the instance is Failed
+// (SERVICE-SEMANTICS §5) although none of its events failed, and lifecycle
+// event diagnostics are the only place a target carries an explanation.
+// The model's errorCode enum has no value for a stop; UnknownError is the
+// one that claims nothing about the scripts.
+func (s *stepper) explainStop(in *Instance, next int) {
+	ev := &in.Events[next]
+	ev.Diagnostics = &Diagnostics{ErrorCode: "UnknownError", Message: fmt.Sprintf(
+		"Not run: the deployment was stopped while this instance was being deployed, so %s and the lifecycle events after it were skipped. %s",
+		ev.Name, s.d.ErrorMessage)}
+}
+
 // inFlight counts instances with a command outstanding.
 func (s *stepper) inFlight() int {
 	n := 0
@@ -719,6 +732,7 @@ func (s *stepper) advanceOnce() bool {
 			// The command in flight finished; nothing more is scheduled,
 			// and the interrupted instance counts as failed (as AWS shows).
 			s.markRest(in, Failed)
+			s.explainStop(in, next)
 			changed = true
 			continue
 		}
