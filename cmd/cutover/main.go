@@ -33,6 +33,7 @@ Usage:
   cutover keys list
   cutover keys revoke ACCESS_KEY_ID
   cutover github-token add --name NAME --token TOKEN [--account ID] [--region R]
+  cutover fleet APPLICATION/GROUP  the instances a deployment group deploys to now
   cutover version                print the version, commit and build time
 
 Flags may come before or after arguments. Every flag can also be set as
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeys(ctx, args[1:], stdout)
 	case "github-token":
 		return runGitHubToken(ctx, args[1:], stdout)
+	case "fleet":
+		return runFleet(ctx, args[1:], stdout)
 	case "version":
 		return runVersion(args[1:], stdout)
 	case "--version", "-v":

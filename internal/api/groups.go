@@ -99,6 +99,10 @@ func appAndGroup(app, group *string) (string, string, error) {
 	return a, g, err
 }
 
+// AppAndGroup validates an application and a deployment group name with
+// the CodeDeploy exceptions for them.
+func AppAndGroup(app, group *string) (string, string, error) { return appAndGroup(app, group) }
+
 func appName(v *string) (string, error) {
 	return checkName(v, "ApplicationNameRequiredException", "InvalidApplicationNameException", "application name")
 }

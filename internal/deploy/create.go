@@ -50,11 +50,7 @@ func caller(ctx context.Context) (account, region string) {
 // CreateDeployment validates the request, picks the target instances and
 // commits the deployment; its loop starts it right after.
 func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentInput) (*cd.CreateDeploymentOutput, error) {
-	appName, err := api.CheckName(in.ApplicationName, "ApplicationNameRequiredException", "InvalidApplicationNameException", "application name")
-	if err != nil {
-		return nil, err
-	}
-	groupName, err := api.CheckName(in.DeploymentGroupName, "DeploymentGroupNameRequiredException", "InvalidDeploymentGroupNameException", "deployment group name")
+	appName, groupName, err := api.AppAndGroup(in.ApplicationName, in.DeploymentGroupName)
 	if err != nil {
 		return nil, err
 	}

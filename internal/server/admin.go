@@ -38,6 +38,8 @@ func (s *Server) serveAdmin(ctx context.Context, op string, body []byte) (any, e
 		return created, nil
 	case "DeleteAccessKey":
 		return s.deleteAccessKey(ctx, body)
+	case "GetDeploymentGroupFleet":
+		return s.getDeploymentGroupFleet(ctx, body)
 	}
 	return nil, awsjson.Errorf("UnknownOperationException", "unknown operation %s", op)
 }
