@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
 )
@@ -24,8 +23,8 @@ func (s *Server) serveAdmin(ctx context.Context, op string, body []byte) (any, e
 		var in struct {
 			UserName string `json:"UserName"`
 		}
-		if err := json.Unmarshal(body, &in); err != nil {
-			return nil, awsjson.Errorf("SerializationException", "%v", err)
+		if err := decodeAdmin(body, &in); err != nil {
+			return nil, err
 		}
 		if in.UserName == "" {
 			return nil, awsjson.Errorf("ValidationException", "UserName is required")

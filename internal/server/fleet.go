@@ -10,6 +10,19 @@ import (
 	"github.com/cutoverhq/cutover/internal/model/modelcheck"
 )
 
+// decodeAdmin reads an admin operation's body as the CodeDeploy operations
+// read theirs: members match exactly, errors name the member.
+func decodeAdmin(body []byte, in any) error {
+	if err := modelcheck.Decode(body, in); err != nil {
+		var de *modelcheck.DecodeError
+		if errors.As(err, &de) {
+			err = de.Err
+		}
+		return awsjson.Errorf("SerializationException", "%v", err)
+	}
+	return nil
+}
+
 // getDeploymentGroupFleet serves the admin operation GetDeploymentGroupFleet
 // (`cutover fleet`): the instances a group deploys to now, which
 // GetDeploymentGroup cannot show (see deploy.GroupFleet).
@@ -18,12 +31,8 @@ func (s *Server) getDeploymentGroupFleet(ctx context.Context, body []byte) (*dep
 		ApplicationName     *string `json:"applicationName"`
 		DeploymentGroupName *string `json:"deploymentGroupName"`
 	}
-	if err := modelcheck.Decode(body, &in); err != nil {
-		var de *modelcheck.DecodeError
-		if errors.As(err, &de) {
-			err = de.Err
-		}
-		return nil, awsjson.Errorf("SerializationException", "%v", err)
+	if err := decodeAdmin(body, &in); err != nil {
+		return nil, err
 	}
 	app, group, err := api.AppAndGroup(in.ApplicationName, in.DeploymentGroupName)
 	if err != nil {
