@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/bundle"
 )
 
 // httpClient trusts caFile (PEM) in addition to the system roots. The
@@ -77,6 +78,10 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	grace := s.fs.Duration("shutdown-grace", agent.DefaultShutdownGrace, "time a running hook gets to finish on shutdown")
 	var lf logFlags
 	lf.declare(s.fs, "info")
+	var lim bundle.Limits
+	s.fs.Int64Var(&lim.MaxTotalBytes, "bundle-max-bytes", bundle.DefaultMaxTotalBytes, "most bytes one bundle may unpack to (-1: no limit)")
+	s.fs.IntVar(&lim.MaxFiles, "bundle-max-files", bundle.DefaultMaxFiles, "most entries one bundle may hold (-1: no limit)")
+	s.fs.Int64Var(&lim.MaxRatio, "bundle-max-ratio", bundle.DefaultMaxRatio, "most bytes unpacked per compressed byte once past 64 MiB (-1: no limit)")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -85,7 +90,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg := agent.Config{RootDir: *rootDir, MaxRevisions: *maxRevisions, S3Endpoint: *s3Endpoint, S3PathStyle: true,
-		SpecCertFile: *specCert, ShutdownGrace: *grace, Logger: logger, Version: readBuildInfo().Version}
+		SpecCertFile: *specCert, ShutdownGrace: *grace, Logger: logger, Version: readBuildInfo().Version, BundleLimits: lim}
 	if c, err := agent.LoadOnPremConfig(*onprem); err == nil {
 		cfg.Endpoint, cfg.Region, cfg.Credentials, cfg.HostIdentifier = c.CutoverEndpoint, c.Region, c.CredentialsProvider(), c.HostIdentifier()
 	} else if !errors.Is(err, os.ErrNotExist) {

@@ -25,6 +25,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/agent/fetch"
 	"github.com/cutoverhq/cutover/internal/agent/layout"
 	"github.com/cutoverhq/cutover/internal/agent/protocol"
+	"github.com/cutoverhq/cutover/internal/bundle"
 	"github.com/cutoverhq/cutover/internal/hook"
 )
 
@@ -99,6 +100,9 @@ type Config struct {
 	// ErrorBackoff returns the extra wait after the n-th consecutive failed
 	// poll (n is 1..10). nil uses the official agent's 10,13,17,...,90 s.
 	ErrorBackoff func(n int) time.Duration
+	// BundleLimits caps what one revision bundle may unpack to (entries,
+	// bytes, expansion ratio); zero fields take the bundle package defaults.
+	BundleLimits bundle.Limits
 	// Environ, when non-nil, replaces the agent's own environment as the
 	// base environment of hook scripts (tests running several agents in one
 	// process). nil gives hooks the agent's whole environment, as the

@@ -173,7 +173,7 @@ func (a *agent) downloadBundle(ctx context.Context, log *slog.Logger, spec *depl
 		return fmt.Errorf("unsupported RevisionType %q", rev.Type)
 	}
 	if bundleType != "" {
-		if err := bundle.Unpack(ctx, bundlePath, bundleType, archive, bundle.Limits{}); err != nil {
+		if err := bundle.Unpack(ctx, bundlePath, bundleType, archive, a.cfg.BundleLimits); err != nil {
 			return fmt.Errorf("unpack bundle: %w", err)
 		}
 	}

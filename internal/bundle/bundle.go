@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"path"
@@ -30,7 +31,14 @@ import (
 // Defaults used for zero Limits fields.
 const (
 	DefaultMaxFiles      = 100_000
-	DefaultMaxTotalBytes = 10 << 30
+	DefaultMaxTotalBytes = 4 << 30
+	// DefaultMaxRatio is far above what real bundles reach (source and
+	// binaries compress 2-10x, text and logs 10-30x) and far below what a
+	// compression bomb needs (deflate reaches ~1000x on repeated bytes).
+	DefaultMaxRatio = 200
+	// DefaultRatioFloor is the output below which the ratio is not checked,
+	// so a small bundle of very compressible files is never refused.
+	DefaultRatioFloor = 64 << 20
 )
 
 // ErrUnsafe is wrapped by errors about entries that would escape the destination
@@ -41,12 +49,21 @@ var ErrUnsafe = errors.New("unsafe archive entry")
 var ErrLimit = errors.New("bundle exceeds limit")
 
 // Limits bounds what one bundle may unpack. A zero field takes its default
-// (100,000 entries, 10 GiB in total, MaxFileBytes = the total limit); a negative
-// field means no limit.
+// (100,000 entries, 4 GiB in total, MaxFileBytes = the total limit, a ratio
+// of 200 beyond the first 64 MiB); a negative field means no limit.
+//
+// The sizes are enforced twice: on what the archive declares, before
+// anything is written (all of a zip's central directory; each tar header),
+// and on the bytes actually written, since declared sizes can lie and tar
+// (sparse entries, gzip) has no size a ratio could be computed from.
 type Limits struct {
 	MaxFiles      int
 	MaxTotalBytes int64
 	MaxFileBytes  int64
+	// MaxRatio bounds the bytes written per compressed byte read from the
+	// archive file, once more than RatioFloor bytes have been written.
+	MaxRatio   int64
+	RatioFloor int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -59,7 +76,25 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxFileBytes == 0 {
 		l.MaxFileBytes = l.MaxTotalBytes
 	}
+	if l.MaxRatio == 0 {
+		l.MaxRatio = DefaultMaxRatio
+	}
+	if l.RatioFloor == 0 {
+		l.RatioFloor = DefaultRatioFloor
+	}
 	return l
+}
+
+// ratioBudget is how many bytes may be written in all once compressed bytes
+// of the archive have been consumed (-1 = unlimited).
+func (l Limits) ratioBudget(compressed int64) int64 {
+	if l.MaxRatio < 0 {
+		return -1
+	}
+	if compressed > math.MaxInt64/l.MaxRatio {
+		return math.MaxInt64
+	}
+	return max(l.RatioFloor, l.MaxRatio*compressed)
 }
 
 // Unpack extracts archivePath into dest, replacing dest if it exists (the official
@@ -176,9 +211,12 @@ type extractor struct {
 	asRoot bool
 	files  int
 	total  int64
-	dirs   []dirMeta
-	uids   map[string]int // user name -> uid cache, -1 = unknown here
-	gids   map[string]int
+	// consumed reports how many compressed bytes of the archive have been
+	// read (or, for zip, opened) so far, for the expansion ratio.
+	consumed func() int64
+	dirs     []dirMeta
+	uids     map[string]int // user name -> uid cache, -1 = unknown here
+	gids     map[string]int
 }
 
 func (x *extractor) untar(archivePath string) error {
@@ -187,7 +225,9 @@ func (x *extractor) untar(archivePath string) error {
 		return err
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
+	cr := &countingReader{r: f}
+	x.consumed = func() int64 { return cr.n }
+	br := bufio.NewReader(cr)
 	magic, _ := br.Peek(6)
 	var r io.Reader = br
 	switch {
@@ -260,18 +300,66 @@ func (x *extractor) tarEntry(hdr *tar.Header, r io.Reader) error {
 }
 
 func (x *extractor) unzip(archivePath string) error {
-	zr, err := zip.OpenReader(archivePath)
+	zf, err := os.Open(archivePath)
 	if err != nil {
 		return err
 	}
-	defer zr.Close()
+	defer zf.Close()
+	fi, err := zf.Stat()
+	if err != nil {
+		return err
+	}
+	zr, err := zip.NewReader(zf, fi.Size())
+	if err != nil {
+		return err
+	}
+	if err := x.checkZipDirectory(zr.File, fi.Size()); err != nil {
+		return err
+	}
+	var opened int64
+	x.consumed = func() int64 { return opened }
 	for _, f := range zr.File {
 		if err := x.ctx.Err(); err != nil {
 			return err
 		}
+		// archive/zip reads an entry through a section of exactly its
+		// compressed size, so this bounds what the entry can consume.
+		opened = min(opened+int64(f.CompressedSize64), fi.Size())
 		if err := x.zipEntry(f); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkZipDirectory refuses, before anything is written, a zip whose central
+// directory declares more entries, more bytes or a higher expansion ratio
+// than the limits allow, or entries that share compressed data (the
+// overlapping-entry bomb, where the declared compressed sizes add up to more
+// than the file holds).
+func (x *extractor) checkZipDirectory(files []*zip.File, size int64) error {
+	if x.lim.MaxFiles > 0 && len(files) > x.lim.MaxFiles {
+		return fmt.Errorf("%w: %d entries, more than %d", ErrLimit, len(files), x.lim.MaxFiles)
+	}
+	var declared, compressed uint64
+	for _, f := range files {
+		declared += f.UncompressedSize64
+		compressed += f.CompressedSize64
+		if declared > math.MaxInt64 || compressed > math.MaxInt64 {
+			return fmt.Errorf("%w: declared sizes overflow", ErrLimit)
+		}
+		if x.lim.MaxFileBytes >= 0 && f.UncompressedSize64 > uint64(x.lim.MaxFileBytes) {
+			return fmt.Errorf("%w: %s: declares %d bytes, more than %d for one file", ErrLimit, f.Name, f.UncompressedSize64, x.lim.MaxFileBytes)
+		}
+	}
+	if compressed > uint64(size) {
+		return fmt.Errorf("%w: entries declare %d compressed bytes in a %d-byte archive (overlapping entries)", ErrUnsafe, compressed, size)
+	}
+	if x.lim.MaxTotalBytes >= 0 && declared > uint64(x.lim.MaxTotalBytes) {
+		return fmt.Errorf("%w: declares %d bytes in total, more than %d", ErrLimit, declared, x.lim.MaxTotalBytes)
+	}
+	if b := x.lim.ratioBudget(size); b >= 0 && declared > uint64(b) {
+		return fmt.Errorf("%w: declares %d bytes from a %d-byte archive, an expansion ratio above %d", ErrLimit, declared, size, x.lim.MaxRatio)
 	}
 	return nil
 }
@@ -442,15 +530,9 @@ func (x *extractor) file(rel string, r io.Reader, size int64, mode uint32, own o
 	if err != nil {
 		return err
 	}
-	// The declared size can lie (zip); count what is actually written.
-	src := r
-	if left := x.bytesLeft(); left >= 0 {
-		src = io.LimitReader(r, left+1)
-	}
-	n, err := io.Copy(f, src)
-	if err == nil {
-		err = x.checkSize(rel, n)
-	}
+	// The declared size can lie (zip) or be absent (compressed tar); count
+	// what is actually written.
+	n, err := io.Copy(&budgetWriter{x: x, rel: rel, w: f}, r)
 	x.total += n
 	if err == nil && own.set {
 		err = f.Chown(own.uid, own.gid)
@@ -473,15 +555,39 @@ func (x *extractor) file(rel string, r io.Reader, size int64, mode uint32, own o
 	return nil
 }
 
-// bytesLeft is how many more bytes the current file may have (-1 = unlimited).
-func (x *extractor) bytesLeft() int64 {
-	left := x.lim.MaxFileBytes
-	if x.lim.MaxTotalBytes >= 0 {
-		if t := x.lim.MaxTotalBytes - x.total; left < 0 || t < left {
-			left = t
-		}
+// budgetWriter writes one file's content and fails, before writing, the
+// write that would take the file or the bundle past a limit.
+type budgetWriter struct {
+	x   *extractor
+	rel string
+	w   io.Writer
+	n   int64
+}
+
+func (b *budgetWriter) Write(p []byte) (int, error) {
+	x, next := b.x, b.n+int64(len(p))
+	if err := x.checkSize(b.rel, next); err != nil {
+		return 0, err
 	}
-	return left
+	if budget := x.lim.ratioBudget(x.consumed()); budget >= 0 && x.total+next > budget {
+		return 0, fmt.Errorf("%w: %s: more than %d bytes written from %d compressed bytes, an expansion ratio above %d",
+			ErrLimit, b.rel, x.total+next, x.consumed(), x.lim.MaxRatio)
+	}
+	n, err := b.w.Write(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// countingReader counts the compressed bytes read from the archive file.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (x *extractor) checkSize(rel string, n int64) error {

@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cutoverhq/cutover/internal/appspec"
+	"github.com/cutoverhq/cutover/internal/bundle"
 )
 
 // Lifecycle error codes sent in the Complete diagnostics (§1.6).
@@ -121,7 +122,13 @@ func Run(ctx context.Context, r Request) Result {
 }
 
 func runScript(ctx context.Context, r Request, sc appspec.Script, lg *logs) Result {
-	abs, err := filepath.Abs(filepath.Join(r.ArchiveDir, sc.Location))
+	abs, err := bundle.Resolve(r.ArchiveDir, sc.Location)
+	if errors.Is(err, bundle.ErrOutside) {
+		// Cutover runs only scripts from the revision (README: agent
+		// safety); from the bundle's point of view the script is missing.
+		return Result{Code: ScriptMissing, Message: "Script at specified location: " + sc.Location +
+			" was not run: " + err.Error() + " " + r.ArchiveDir + "; Cutover runs only scripts from the revision bundle"}
+	}
 	if err != nil {
 		return Result{Code: UnknownError, Message: err.Error()}
 	}

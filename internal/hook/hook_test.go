@@ -258,3 +258,75 @@ func TestMergeEnv(t *testing.T) {
 		t.Errorf("mergeEnv = %v", got)
 	}
 }
+
+// TestRunRefusesScriptsOutsideArchive: a location that leads out of the
+// deployment archive, by ".." or through a symlink, is never run (the
+// official agent runs it); a symlink inside the archive still works.
+func TestRunRefusesScriptsOutsideArchive(t *testing.T) {
+	tests := []struct {
+		name  string
+		loc   string
+		setup func(t *testing.T, archive string)
+		code  int
+	}{
+		{name: "dotdot host binary", loc: "../../bin/sh", code: ScriptMissing},
+		{name: "dotdot to a script beside the archive", loc: "../outside.sh", code: ScriptMissing},
+		{name: "rooted dotdot", loc: "/../outside.sh", code: ScriptMissing},
+		{name: "dotdot after a name", loc: "scripts/../../outside.sh", code: ScriptMissing},
+		{name: "symlink to a script beside the archive", loc: "run.sh", code: ScriptMissing, setup: func(t *testing.T, archive string) {
+			symlink(t, "../outside.sh", filepath.Join(archive, "run.sh"))
+		}},
+		{name: "symlinked directory out", loc: "up/outside.sh", code: ScriptMissing, setup: func(t *testing.T, archive string) {
+			symlink(t, filepath.Dir(archive), filepath.Join(archive, "up"))
+		}},
+		{name: "symlink inside runs", loc: "run.sh", code: Success, setup: func(t *testing.T, archive string) {
+			if err := os.MkdirAll(filepath.Join(archive, "scripts"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(archive, "scripts", "real.sh"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, "scripts/real.sh", filepath.Join(archive, "run.sh"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := setup(t, script{loc: tt.loc})
+			if err := os.MkdirAll(r.ArchiveDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(filepath.Dir(r.ArchiveDir), "ran")
+			outside := filepath.Join(filepath.Dir(r.ArchiveDir), "outside.sh")
+			if err := os.WriteFile(outside, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tt.setup != nil {
+				tt.setup(t, r.ArchiveDir)
+			}
+			res := Run(context.Background(), r)
+			if res.Code != tt.code {
+				t.Fatalf("code %s, want %s: %q", ErrorCodeName(res.Code), ErrorCodeName(tt.code), res.Message)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("the script outside the archive ran")
+			}
+			if tt.code == Success {
+				return
+			}
+			want := "Script at specified location: " + tt.loc + " was not run: "
+			if !strings.HasPrefix(res.Message, want) || !strings.Contains(res.Message, "outside the deployment archive") {
+				t.Errorf("message %q", res.Message)
+			}
+			if res.ScriptName != tt.loc {
+				t.Errorf("script name %q", res.ScriptName)
+			}
+		})
+	}
+}
+
+func symlink(t *testing.T, target, path string) {
+	t.Helper()
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+}

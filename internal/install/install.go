@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/appspec"
+	"github.com/cutoverhq/cutover/internal/bundle"
 )
 
 // Request describes one Install command.
@@ -183,6 +184,7 @@ func (o op) target() string {
 }
 
 type planner struct {
+	archive  string // the deployment archive, symlinks resolved
 	behavior string
 	ops      []op
 	copies   map[string]string // destination -> source
@@ -191,13 +193,23 @@ type planner struct {
 }
 
 func (p *planner) plan(archive string, spec *appspec.Spec) error {
+	realArchive, err := filepath.EvalSymlinks(archive)
+	if err != nil {
+		return fmt.Errorf("resolve the deployment archive: %w", err)
+	}
+	p.archive = realArchive
 	for _, fi := range spec.Files {
 		dest, err := filepath.Abs(fi.Destination)
 		if err != nil {
 			return err
 		}
-		// filepath.Join keeps "/", "./x" and "x" inside the archive, like Ruby's File.join.
-		src := filepath.Join(archive, fi.Source)
+		// Joined like Ruby's File.join ("/", "./x" and "x" are inside the
+		// archive), and unlike the official agent refused when it leads out
+		// of the archive, by ".." or through a symlink.
+		src, err := bundle.Resolve(archive, fi.Source)
+		if err != nil {
+			return fmt.Errorf("files source %w; Cutover installs only files from the revision bundle", err)
+		}
 		if isDir(src) {
 			if err := p.missingAncestors(dest); err != nil {
 				return err
@@ -249,6 +261,9 @@ func (p *planner) dirCopy(src, dest string, seen []string) error {
 	}
 	if slices.Contains(seen, real) {
 		return fmt.Errorf("symlink loop in the bundle at %s", src)
+	}
+	if real != p.archive && !strings.HasPrefix(real, p.archive+string(filepath.Separator)) {
+		return fmt.Errorf("files source directory %s resolves through a symlink to %s, %w; Cutover installs only files from the revision bundle", src, real, bundle.ErrOutside)
 	}
 	seen = append(seen, real)
 	if !isDir(dest) {

@@ -322,3 +322,60 @@ func TestSimpleGlob(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceOutsideArchiveRefused: a files source that leads out of the
+// archive, by ".." or through a symlink, fails the Install before anything
+// is copied (the official agent copies it); "/" and symlinks that stay
+// inside keep working.
+func TestSourceOutsideArchiveRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		source string
+		setup  func(t *testing.T, e env)
+		ok     bool
+	}{
+		{name: "dotdot dotdot", source: "../.."},
+		{name: "dotdot", source: ".."},
+		{name: "dotdot file", source: "../secret"},
+		{name: "rooted dotdot", source: "/../secret"},
+		{name: "symlinked directory", source: "up", setup: func(t *testing.T, e env) {
+			os.Symlink("..", filepath.Join(e.archive, "up"))
+		}},
+		{name: "symlinked directory below", source: "app", setup: func(t *testing.T, e env) {
+			os.Symlink(filepath.Dir(e.archive), filepath.Join(e.archive, "app", "up"))
+		}},
+		{name: "symlinked file", source: "passwd", setup: func(t *testing.T, e env) {
+			os.Symlink("../secret", filepath.Join(e.archive, "passwd"))
+		}},
+		{name: "root", source: "/", ok: true},
+		{name: "symlink inside", source: "conf", ok: true, setup: func(t *testing.T, e env) {
+			os.Symlink("app/conf", filepath.Join(e.archive, "conf"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			secret := filepath.Join(filepath.Dir(e.archive), "secret")
+			if err := os.WriteFile(secret, []byte("host secret"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tt.setup != nil {
+				tt.setup(t, e)
+			}
+			spec := &appspec.Spec{Files: []appspec.File{{Source: tt.source, Destination: e.dest}}}
+			err := Install(context.Background(), e.req(spec))
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "outside the deployment archive") {
+				t.Fatalf("err = %v", err)
+			}
+			if _, err := os.Stat(e.dest); err == nil {
+				t.Errorf("something was installed")
+			}
+		})
+	}
+}

@@ -1,0 +1,51 @@
+package bundle
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+)
+
+// ErrOutside is wrapped by Resolve's error for a name that leads out of the
+// deployment archive.
+var ErrOutside = errors.New("outside the deployment archive")
+
+// Resolve returns the absolute path of name (an appspec hook location or
+// files source, relative to the archive; a leading "/" is the archive root,
+// as the official agent's File.join makes it) and checks that it stays
+// inside archiveDir: lexically after cleaning, and again after resolving
+// symlinks when the path exists. The official agent follows "../../bin/sh"
+// or a symlink to "/"; Cutover does not. A missing path is returned
+// without error so the caller reports it as missing.
+func Resolve(archiveDir, name string) (string, error) {
+	root, err := filepath.Abs(archiveDir)
+	if err != nil {
+		return "", err
+	}
+	abs := filepath.Join(root, name)
+	if !within(root, abs) {
+		return "", fmt.Errorf("%q is %w", name, ErrOutside)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return abs, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("resolve %q: %w", name, err)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", fmt.Errorf("resolve the deployment archive: %w", err)
+	}
+	if !within(realRoot, real) {
+		return "", fmt.Errorf("%q resolves through a symlink to %s, %w", name, real, ErrOutside)
+	}
+	return abs, nil
+}
+
+// within reports whether path (absolute, clean) is root or below it.
+func within(root, path string) bool {
+	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
+}
