@@ -120,7 +120,10 @@ type agent struct {
 	s3      fetch.S3Options
 	github  fetch.GitHubOptions
 	slots   chan struct{}
-	workers sync.WaitGroup
+	workers sync.WaitGroup // commands and the Completes being retried
+
+	mu      sync.Mutex
+	reached chan struct{} // closed when polls get through again after failing
 }
 
 // errShutdown is the cancellation cause of running commands when the grace
@@ -227,13 +230,19 @@ func officialBackoff(n int) time.Duration {
 	return time.Duration(table[n-1]) * time.Second
 }
 
-// Run runs the agent until ctx is cancelled. It first reports commands that
-// a previous run left in progress (§9), then polls the server and executes
-// commands in a bounded worker pool while it keeps polling.
+// Run runs the agent until ctx is cancelled. It first reports what a
+// previous run left: results the server had not yet taken, and commands left
+// in progress (§9). It then polls the server and executes commands in a
+// bounded worker pool while it keeps polling.
+//
+// Every result is saved under RootDir before its PutHostCommandComplete and
+// retried with backoff (at most 30 s apart, and at once when a poll gets
+// through again after failing) until the server takes it or refuses it for
+// good; a result still unsent at shutdown is sent by the next start.
 //
 // On cancellation it stops polling, gives running commands
-// Config.ShutdownGrace to finish and send their Complete, then kills what is
-// left (reporting it Failed) and returns nil. Errors talking to the server
+// Config.ShutdownGrace to finish and try their Complete once, then kills what
+// is left (reporting it Failed) and returns nil. Errors talking to the server
 // never end Run; they are logged and backed off. Run returns an error only
 // for an invalid Config or an unusable RootDir.
 func Run(ctx context.Context, cfg Config) error {
@@ -248,23 +257,26 @@ func (a *agent) run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.RootDir, 0o755); err != nil {
 		return fmt.Errorf("agent: root dir: %w", err)
 	}
-	// Only the files present at start belong to a previous run; files
-	// written later are this run's own in-flight commands.
-	orphans, err := a.layout.ListTracked(time.Now(), trackingMaxAge)
-	if err != nil {
-		a.log.WarnContext(ctx, "cannot list in-progress commands of a previous run", "err", err)
-	}
-
 	// Commands run under execCtx, which outlives ctx by the grace period.
 	execCtx, killCommands := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer killCommands(nil)
 
 	a.log.InfoContext(ctx, "agent started", "endpoint", a.cfg.Endpoint, "root_dir", a.cfg.RootDir, "workers", a.cfg.Workers)
+	// What a previous run left to report goes out before the first poll;
+	// what the server cannot take yet is retried alongside the polling.
+	// Only the files present at start belong to a previous run.
+	for _, o := range a.recoverResults(ctx) {
+		if a.attempt(ctx, o) {
+			continue
+		}
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			a.report(ctx, o)
+		}()
+	}
 	failures := 0
 	for ctx.Err() == nil {
-		if len(orphans) > 0 {
-			orphans = a.recoverOrphans(ctx, orphans)
-		}
 		select {
 		case a.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -283,6 +295,9 @@ func (a *agent) run(ctx context.Context) error {
 			sleep(ctx, a.cfg.PollInterval+wait)
 			continue
 		}
+		if failures > 0 {
+			a.serverBack()
+		}
 		failures = 0
 		if hc == nil {
 			<-a.slots
@@ -292,8 +307,13 @@ func (a *agent) run(ctx context.Context) error {
 		a.workers.Add(1)
 		go func() {
 			defer a.workers.Done()
-			defer func() { <-a.slots }()
-			a.process(execCtx, hc)
+			o := a.process(execCtx, hc)
+			// The slot is for executing; a Complete the server cannot take
+			// yet must not keep the host from its next command.
+			<-a.slots
+			if o != nil {
+				a.report(ctx, o)
+			}
 		}()
 	}
 

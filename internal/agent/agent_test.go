@@ -38,6 +38,10 @@ type fakeServer struct {
 	calls []call
 	busy  bool
 	done  chan struct{} // closed when the queue is empty and nothing is busy
+	// completeAnswer, when set, may answer the n-th (from 1)
+	// PutHostCommandComplete with an HTTP error status and body instead.
+	completeAnswer func(n int) (status int, body string)
+	completes      int
 }
 
 type fakeCommand struct {
@@ -97,6 +101,16 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.next() // the agent may send nothing more for this command
 		}
 	case "PutHostCommandComplete":
+		f.completes++
+		if f.completeAnswer != nil {
+			if status, body := f.completeAnswer(f.completes); status != 0 {
+				f.mu.Unlock()
+				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+				w.WriteHeader(status)
+				_, _ = io.WriteString(w, body)
+				return
+			}
+		}
 		if f.busy && len(f.queue) > 0 && body["HostCommandIdentifier"] == f.queue[0].ID {
 			f.next()
 		}

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/cutoverhq/cutover/internal/agent/deployspec"
-	"github.com/cutoverhq/cutover/internal/agent/layout"
 	"github.com/cutoverhq/cutover/internal/model/commands"
 )
 
@@ -83,10 +81,12 @@ func (a *agent) poll(ctx context.Context) (*commands.HostCommandInstance, error)
 	return hc, nil
 }
 
-// process runs one polled command through spec, ack, execute and Complete.
-// ctx is the command context: it survives the poll loop's cancellation for
-// the shutdown grace period and is then cancelled with errShutdown.
-func (a *agent) process(ctx context.Context, hc *commands.HostCommandInstance) {
+// process runs one polled command through spec, ack and execute, and
+// returns its outcome, already saved to disk, for the caller to report; nil
+// when the server must not hear about it. ctx is the command context: it
+// survives the poll loop's cancellation for the shutdown grace period and is
+// then cancelled with errShutdown.
+func (a *agent) process(ctx context.Context, hc *commands.HostCommandInstance) *outcome {
 	hcid := aws.ToString(hc.HostCommandIdentifier)
 	name := aws.ToString(hc.CommandName)
 	log := a.log.With("command", name, "host_command_id", hcid)
@@ -96,34 +96,31 @@ func (a *agent) process(ctx context.Context, hc *commands.HostCommandInstance) {
 		// Like Ruby: a command that cannot even be planned is failed without
 		// an ack, so the server does not wait for its timeout.
 		log.ErrorContext(ctx, "cannot get deployment specification", "err", err)
-		a.complete(ctx, log, hcid, failure(err))
-		return
+		return a.finish(ctx, log, hcid, "", name, failure(err))
 	}
 	log = log.With("deployment_id", spec.DeploymentID, "deployment_group_id", spec.DeploymentGroupID)
 
 	p, err := a.plan(spec, name)
 	if err != nil {
 		log.ErrorContext(ctx, "cannot plan command", "err", err)
-		a.complete(ctx, log, hcid, failure(err))
-		return
+		return a.finish(ctx, log, hcid, spec.DeploymentID, name, failure(err))
 	}
 
 	status, err := a.acknowledge(ctx, hcid, p.noop)
 	if err != nil {
 		log.ErrorContext(ctx, "acknowledgement failed", "err", err)
-		a.complete(ctx, log, hcid, failure(err))
-		return
+		return a.finish(ctx, log, hcid, spec.DeploymentID, name, failure(err))
 	}
 	log.DebugContext(ctx, "command acknowledged", "noop", p.noop, "status", status)
 	switch status {
 	case commands.DeploymentCommandStatusSucceeded:
 		// The server already has the outcome; nothing to run or report.
-		return
+		return nil
 	case commands.DeploymentCommandStatusFailed:
 		if p.noop {
-			a.complete(ctx, log, hcid, result{Code: codeSucceeded, Message: msgNoop})
+			return a.finish(ctx, log, hcid, spec.DeploymentID, name, result{Code: codeSucceeded, Message: msgNoop})
 		}
-		return
+		return nil
 	}
 
 	if err := a.layout.Track(spec.DeploymentID, hcid); err != nil {
@@ -145,12 +142,16 @@ func (a *agent) process(ctx context.Context, hc *commands.HostCommandInstance) {
 	} else {
 		log.ErrorContext(ctx, "command failed", "duration", time.Since(start), "error_code", res.Code, "script", res.ScriptName, "message", res.Message)
 	}
-	a.complete(ctx, log, hcid, res)
-	// Removed whether or not the Complete got through, like the official
-	// agent: a restart must not report a command this run already reported.
-	if err := a.layout.UntrackIf(spec.DeploymentID, hcid); err != nil {
-		log.WarnContext(ctx, "cannot remove tracking file", "err", err)
+	o := a.finish(ctx, log, hcid, spec.DeploymentID, name, res)
+	// Once the result is on disk it, not the tracking file, is what a
+	// restart reports; a result that could not be saved leaves the
+	// tracking file, so a restart at least fails the command at once.
+	if o.saved {
+		if err := a.layout.UntrackIf(spec.DeploymentID, hcid); err != nil {
+			log.WarnContext(ctx, "cannot remove tracking file", "err", err)
+		}
 	}
+	return o
 }
 
 // fetchSpec calls GetDeploymentSpecification and opens the envelope (§1.4, §4).
@@ -191,69 +192,4 @@ func (a *agent) acknowledge(ctx context.Context, hcid string, noop bool) (string
 		return "", err
 	}
 	return aws.ToString(out.CommandStatus), nil
-}
-
-// complete sends the one PutHostCommandComplete of a command. It runs even
-// after ctx was cancelled, because an unreported command would otherwise
-// hang until the server's timeout.
-func (a *agent) complete(ctx context.Context, log *slog.Logger, hcid string, r result) {
-	if err := a.sendComplete(ctx, hcid, r); err != nil {
-		log.ErrorContext(ctx, "cannot report command completion", "err", err)
-	}
-}
-
-func (a *agent) sendComplete(ctx context.Context, hcid string, r result) error {
-	status := commands.DeploymentCommandStatusSucceeded
-	d := diagnostics{ErrorCode: r.Code, Message: r.Message}
-	if r.succeeded() {
-		// On success the official agent sends no script output.
-		if d.Message == "" {
-			d.Message = msgSucceeded
-		}
-	} else {
-		status = commands.DeploymentCommandStatusFailed
-		d.ScriptName, d.Log = r.ScriptName, r.Log
-	}
-	// encoding/json replaces invalid UTF-8 in the log with U+FFFD, so the
-	// official "Unknown" fallback payload is never needed.
-	payload, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
-	defer cancel()
-	return a.client.PutHostCommandComplete(ctx, &commands.PutHostCommandCompleteInput{
-		HostCommandIdentifier: aws.String(hcid),
-		CommandStatus:         aws.String(status),
-		Diagnostics:           &commands.Envelope{Format: aws.String("JSON"), Payload: aws.String(string(payload))},
-	})
-}
-
-// recoverOrphans fails every command a previous run left in progress (§9),
-// at once rather than after the server's timeout. Like the v2 agent it
-// reports each tracked command, not just the newest, and keeps the files
-// whose Complete could not be sent; those are returned for another try.
-func (a *agent) recoverOrphans(ctx context.Context, orphans []layout.Tracked) []layout.Tracked {
-	var left []layout.Tracked
-	for _, t := range orphans {
-		if ctx.Err() != nil {
-			return append(left, t)
-		}
-		log := a.log.With("deployment_id", t.DeploymentID, "host_command_id", t.HostCommandIdentifier)
-		if t.HostCommandIdentifier == "" {
-			_ = a.layout.UntrackIf(t.DeploymentID, "")
-			continue
-		}
-		err := a.sendComplete(ctx, t.HostCommandIdentifier, result{Code: codeFailedAfterReboot, Message: msgRestartFail})
-		if err != nil {
-			log.WarnContext(ctx, "cannot fail command left in progress by a previous run; will retry", "err", err)
-			left = append(left, t)
-			continue
-		}
-		log.InfoContext(ctx, "failed command left in progress by a previous run")
-		if err := a.layout.UntrackIf(t.DeploymentID, t.HostCommandIdentifier); err != nil {
-			log.WarnContext(ctx, "cannot remove tracking file", "err", err)
-		}
-	}
-	return left
 }
