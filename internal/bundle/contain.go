@@ -8,9 +8,28 @@ import (
 	"strings"
 )
 
-// ErrOutside is wrapped by Resolve's error for a name that leads out of the
-// deployment archive.
+// ErrOutside is matched (errors.Is) by Resolve's *OutsideError.
 var ErrOutside = errors.New("outside the deployment archive")
+
+// OutsideError is Resolve's error for a name that leads out of the archive.
+type OutsideError struct {
+	Name    string // as the appspec gave it
+	Archive string
+	Real    string // where a symlink led, "" when ".." did
+}
+
+// Reason says where the name leads, without repeating it.
+func (e *OutsideError) Reason() string {
+	if e.Real != "" {
+		return "it resolves through a symlink to " + e.Real + ", outside the deployment archive " + e.Archive
+	}
+	return "it leads outside the deployment archive " + e.Archive
+}
+
+func (e *OutsideError) Error() string { return fmt.Sprintf("%q: %s", e.Name, e.Reason()) }
+
+// Is makes errors.Is(err, ErrOutside) true.
+func (e *OutsideError) Is(target error) bool { return target == ErrOutside }
 
 // Resolve returns the absolute path of name (an appspec hook location or
 // files source, relative to the archive; a leading "/" is the archive root,
@@ -26,7 +45,7 @@ func Resolve(archiveDir, name string) (string, error) {
 	}
 	abs := filepath.Join(root, name)
 	if !within(root, abs) {
-		return "", fmt.Errorf("%q is %w", name, ErrOutside)
+		return "", &OutsideError{Name: name, Archive: root}
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -40,7 +59,7 @@ func Resolve(archiveDir, name string) (string, error) {
 		return "", fmt.Errorf("resolve the deployment archive: %w", err)
 	}
 	if !within(realRoot, real) {
-		return "", fmt.Errorf("%q resolves through a symlink to %s, %w", name, real, ErrOutside)
+		return "", &OutsideError{Name: name, Archive: root, Real: real}
 	}
 	return abs, nil
 }

@@ -272,12 +272,14 @@ func (r *Runner) ownCommand(ctx context.Context, cmdID string) (host string, cur
 func (s commandService) PutHostCommandAcknowledgement(ctx context.Context, in *commands.PutHostCommandAcknowledgementInput) (*commands.PutHostCommandAcknowledgementOutput, error) {
 	r := s.r
 	id := deref(in.HostCommandIdentifier)
-	_, current, err := r.ownCommand(ctx, id)
+	host, current, err := r.ownCommand(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !current {
-		// Stale (the deployment moved on or stopped): the agent must not run it.
+		// Stale (the deployment moved on or stopped, or the command timed
+		// out): the agent must not run it (AGENT-SEMANTICS §1.5).
+		r.log.InfoContext(ctx, "acknowledgement of a command no longer current; answered Failed", "host", host, "command", id)
 		return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusFailed)}, nil
 	}
 	if err := r.send(ctx, deploymentOfCommand(id), engine.Acked{CommandID: id}); err != nil && err != errNotLive {
@@ -311,7 +313,7 @@ func (s commandService) PostHostCommandUpdate(ctx context.Context, in *commands.
 func (s commandService) PutHostCommandComplete(ctx context.Context, in *commands.PutHostCommandCompleteInput) error {
 	r := s.r
 	id := deref(in.HostCommandIdentifier)
-	_, current, err := r.ownCommand(ctx, id)
+	host, current, err := r.ownCommand(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -320,7 +322,11 @@ func (s commandService) PutHostCommandComplete(ctx context.Context, in *commands
 		return clientErr("CommandStatus must be Succeeded or Failed, not %q", status)
 	}
 	if !current {
-		return nil // a repeat: the first complete wins
+		// A repeat, or late (the command timed out or the deployment ended):
+		// the first outcome stands and the agent gets {} so it stops
+		// retrying (AGENT-SEMANTICS §1.7, §9).
+		r.log.InfoContext(ctx, "completion of a command no longer current; ignored", "host", host, "command", id, "status", status)
+		return nil
 	}
 	diag := parseDiagnostics(in.Diagnostics, status == commands.DeploymentCommandStatusSucceeded)
 	err = r.send(ctx, deploymentOfCommand(id), engine.Completed{CommandID: id, Succeeded: status == commands.DeploymentCommandStatusSucceeded, Diagnostics: diag})

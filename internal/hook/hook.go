@@ -123,11 +123,11 @@ func Run(ctx context.Context, r Request) Result {
 
 func runScript(ctx context.Context, r Request, sc appspec.Script, lg *logs) Result {
 	abs, err := bundle.Resolve(r.ArchiveDir, sc.Location)
-	if errors.Is(err, bundle.ErrOutside) {
+	if out, ok := errors.AsType[*bundle.OutsideError](err); ok {
 		// Cutover runs only scripts from the revision (README: agent
 		// safety); from the bundle's point of view the script is missing.
 		return Result{Code: ScriptMissing, Message: "Script at specified location: " + sc.Location +
-			" was not run: " + err.Error() + " " + r.ArchiveDir + "; Cutover runs only scripts from the revision bundle"}
+			" was not run: " + out.Reason() + "; Cutover runs only scripts from the revision bundle"}
 	}
 	if err != nil {
 		return Result{Code: UnknownError, Message: err.Error()}

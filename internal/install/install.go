@@ -263,7 +263,7 @@ func (p *planner) dirCopy(src, dest string, seen []string) error {
 		return fmt.Errorf("symlink loop in the bundle at %s", src)
 	}
 	if real != p.archive && !strings.HasPrefix(real, p.archive+string(filepath.Separator)) {
-		return fmt.Errorf("files source directory %s resolves through a symlink to %s, %w; Cutover installs only files from the revision bundle", src, real, bundle.ErrOutside)
+		return fmt.Errorf("files source directory %w; Cutover installs only files from the revision bundle", &bundle.OutsideError{Name: src, Archive: p.archive, Real: real})
 	}
 	seen = append(seen, real)
 	if !isDir(dest) {
