@@ -1,0 +1,107 @@
+package deploy_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+
+	"github.com/cutoverhq/cutover/internal/agent/layout"
+	"github.com/cutoverhq/cutover/internal/server"
+	"github.com/cutoverhq/cutover/internal/servertest"
+)
+
+// pendingResults lists the results an agent has saved but not delivered.
+func pendingResults(t testing.TB, root string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(root, layout.CompletionsDirName))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestE2ECompletionsSurviveServerOutage: the server is stopped (store kept)
+// for 10 s while three agents finish their AfterInstall hooks, and one of
+// those agents is restarted meanwhile. When the server is back on the same
+// data directory and port, every completion lands: the deployment succeeds
+// with each hook run once and no event timed out. Before, the agent gave up
+// after four tries (~2 s) and the events ended as ScriptTimedOut.
+func TestE2ECompletionsSurviveServerOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("keeps the server down for 10 s")
+	}
+	dataDir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	opts := []servertest.Option{servertest.WithDataDir(dataDir), func(c *server.Config) {
+		c.Listen = addr
+		// A lost completion would show as ScriptTimedOut well within the
+		// test's wait.
+		c.EventTimeout = 40 * time.Second
+	}}
+	e := &e2e{env: servertest.Start(t, opts...), s3: startS3(t)}
+	release := filepath.Join(t.TempDir(), "release")
+	t.Cleanup(func() { touch(t, release) })
+	var hosts []*host
+	for i := range 3 {
+		hosts = append(hosts, startHost(t, e.env, e.s3.URL, fmt.Sprintf("host-%d", i+1), "web", release))
+	}
+	e.env.SetupGroup(t, "app", "web", "CodeDeployDefault.AllAtOnce", "role", "web")
+	hooks := recordAll()
+	hooks["AfterInstall"] = scriptBlock
+	id := e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
+	for _, h := range hosts {
+		waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
+	}
+
+	stopAt := time.Now()
+	e.env.Stop()
+	down := time.Now()
+	t.Logf("stopped the server in %s", down.Sub(stopAt).Round(time.Millisecond))
+	touch(t, release)
+	// Every agent finishes its hook and saves the result it cannot send.
+	for _, h := range hosts {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(pendingResults(t, h.agent.RootDir)) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s saved no result while the server was down", h.agent.Name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The third agent restarts while the server is away: its result must
+	// come back from disk, not as a "failed after restart".
+	restarted := hosts[2]
+	restarted.agent.Stop()
+	if p := pendingResults(t, restarted.agent.RootDir); len(p) != 1 {
+		t.Fatalf("%s stopped with saved results %v, want one", restarted.agent.Name, p)
+	}
+	time.Sleep(10*time.Second - time.Since(down))
+
+	e.env = servertest.Start(t, opts...)
+	back := time.Now()
+	restarted.agent.Start()
+	info := e.waitDone(t, id, types.DeploymentStatusSucceeded)
+	defer func(start time.Time) { t.Logf("checks and cleanup from %s", time.Since(start)) }(time.Now())
+	t.Logf("server down %s; deployment done %s after it came back", back.Sub(down).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+	wantOverview(t, info, 0, 0, 3, 0, 0)
+	for _, h := range hosts {
+		want := []string{"BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"}
+		if got := hookOrder(t, h.evidence, id); !slices.Equal(got, want) {
+			t.Errorf("%s ran %v, want each hook once: %v", h.agent.Name, got, want)
+		}
+		// Every event Succeeded with Success diagnostics: none timed out.
+		checkEvents(t, e.target(t, id, h.agent.Name).LifecycleEvents, allEvents)
+		if p := pendingResults(t, h.agent.RootDir); len(p) != 0 {
+			t.Errorf("%s still holds results %v", h.agent.Name, p)
+		}
+	}
+}
