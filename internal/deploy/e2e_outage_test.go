@@ -105,3 +105,50 @@ func TestE2ECompletionsSurviveServerOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ELateCompletionAfterTimeout: the server times an event out while
+// the hook still runs; the agent's late Complete is answered {} (the first
+// outcome stands, AGENT-SEMANTICS §1.7) and the agent, taking that as
+// final, drops its saved result instead of retrying it forever.
+func TestE2ELateCompletionAfterTimeout(t *testing.T) {
+	e := newE2E(t, func(c *server.Config) { c.EventTimeout = time.Second })
+	release := filepath.Join(t.TempDir(), "release")
+	t.Cleanup(func() { touch(t, release) })
+	h := startHost(t, e.env, e.s3.URL, "host-1", "web", release)
+	e.env.SetupGroup(t, "app", "web", "CodeDeployDefault.OneAtATime", "role", "web")
+	hooks := recordAll()
+	hooks["BeforeInstall"] = scriptBlock
+	id := e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
+	waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
+	e.waitDone(t, id, types.DeploymentStatusFailed)
+	ev := findEvent(t, e.target(t, id, "host-1").LifecycleEvents, "BeforeInstall")
+	if ev.Diagnostics == nil || ev.Diagnostics.ErrorCode != types.LifecycleErrorCodeScriptTimedOut {
+		t.Fatalf("BeforeInstall %s %+v, want ScriptTimedOut", ev.Status, ev.Diagnostics)
+	}
+
+	// The hook now finishes and succeeds; its Complete comes too late.
+	touch(t, release)
+	// The tracking file goes once the result is saved, the saved result
+	// once the server has answered; both gone means the Complete was sent
+	// and settled.
+	tracking := filepath.Join(h.agent.RootDir, layout.TrackingDirName)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, _ := os.ReadDir(tracking)
+		if len(entries) == 0 && len(pendingResults(t, h.agent.RootDir)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent still holds %v / %v after the late Complete", entries, pendingResults(t, h.agent.RootDir))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	ev = findEvent(t, e.target(t, id, "host-1").LifecycleEvents, "BeforeInstall")
+	if ev.Status != types.LifecycleEventStatusFailed || ev.Diagnostics.ErrorCode != types.LifecycleErrorCodeScriptTimedOut {
+		t.Errorf("after the late Complete BeforeInstall is %s %s; the first outcome must stand", ev.Status, ev.Diagnostics.ErrorCode)
+	}
+	// The agent carries on with the next deployment.
+	id2 := e.deploy(t, "app", "web", e.upload(t, "app/v2.tgz", revSpec{hooks: recordAll()}))
+	e.waitDone(t, id2, types.DeploymentStatusSucceeded)
+}
