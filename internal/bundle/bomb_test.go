@@ -138,7 +138,7 @@ func diskUse(t *testing.T, dir string) int64 {
 
 // unpackWatched runs Unpack into dir/out and reports the most disk the
 // staging directory used, sampled while it ran.
-func unpackWatched(t *testing.T, dir, archive, kind string, lim Limits) (err error, peak int64, took time.Duration) {
+func unpackWatched(t *testing.T, dir, archive, kind string, lim Limits) (peak int64, took time.Duration, err error) {
 	t.Helper()
 	done := make(chan error, 1)
 	start := time.Now()
@@ -148,7 +148,7 @@ func unpackWatched(t *testing.T, dir, archive, kind string, lim Limits) (err err
 	for {
 		select {
 		case err := <-done:
-			return err, peak, time.Since(start)
+			return peak, time.Since(start), err
 		case <-tick.C:
 			// Racing with the extractor: files may vanish under the walk.
 			var n int64
@@ -203,7 +203,7 @@ func TestUnpackRefusesBombs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err, peak, took := unpackWatched(t, dir, archive, tt.kind, tt.lim)
+			peak, took, err := unpackWatched(t, dir, archive, tt.kind, tt.lim)
 			t.Logf("%d-byte archive: refused in %s, peak %d bytes written: %v", fi.Size(), took, peak, err)
 			if err == nil {
 				t.Fatal("the bomb was unpacked")
