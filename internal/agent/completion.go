@@ -67,8 +67,14 @@ func (a *agent) finish(ctx context.Context, log *slog.Logger, hcid, deploymentID
 // takes it or the agent stops; a saved outcome then waits on disk for the
 // next start.
 func (a *agent) report(ctx context.Context, o *outcome) {
-	if a.attempt(ctx, o) {
+	if o.tries == 0 && a.attempt(ctx, o) {
 		return
+	}
+	if o.saved {
+		// It will wait: make it survive the host too.
+		if err := a.layout.SyncCompletion(o.c.HostCommandIdentifier); err != nil {
+			o.log.WarnContext(ctx, "cannot flush the saved command result to disk", "err", err)
+		}
 	}
 	for {
 		d := completeBackoff(o.tries)

@@ -22,6 +22,12 @@ func TestCompletions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := l.SyncCompletion("d-2-1"); err != nil {
+		t.Errorf("sync: %v", err)
+	}
+	if err := l.SyncCompletion("never-saved"); err == nil {
+		t.Errorf("sync of a result never saved succeeded")
+	}
 	// A crash between write and rename leaves a temporary file behind.
 	if err := os.WriteFile(filepath.Join(l.CompletionsDir(), ".tmp123"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
