@@ -125,12 +125,24 @@ func (a *agent) attempt(ctx context.Context, o *outcome) bool {
 	return true
 }
 
-// rejected reports whether err is the server's final word on a Complete:
-// a client error that no retry would change.
+// rejected reports whether err is the server's final word on a Complete: a
+// client error about the request that no retry would change. Errors about
+// the caller's credentials are not: a server restored from the wrong backup,
+// a clock set wrong or a key being rotated can all be fixed, and the result
+// must still be there when they are.
 func rejected(err error) bool {
 	var apiErr *protocol.APIError
-	return errors.As(err, &apiErr) && !apiErr.Retryable() &&
-		apiErr.StatusCode >= http.StatusBadRequest && apiErr.StatusCode < http.StatusInternalServerError
+	if !errors.As(err, &apiErr) || apiErr.Retryable() ||
+		apiErr.StatusCode < http.StatusBadRequest || apiErr.StatusCode >= http.StatusInternalServerError {
+		return false
+	}
+	switch apiErr.Type {
+	case "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+		"IncompleteSignatureException", "MissingAuthenticationTokenException", "ExpiredTokenException",
+		"InvalidClientTokenId", "SignatureDoesNotMatch":
+		return false
+	}
+	return apiErr.StatusCode != http.StatusUnauthorized && apiErr.StatusCode != http.StatusForbidden
 }
 
 func (a *agent) sendComplete(ctx context.Context, c layout.Completion) error {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/agent/layout"
+	"github.com/cutoverhq/cutover/internal/agent/protocol"
 )
 
 const unavailable = `{"__type":"ServiceUnavailableException","message":"the server is restarting"}`
@@ -156,6 +158,29 @@ func TestCompleteBackoff(t *testing.T) {
 			if d := completeBackoff(tt.n); d < tt.max/2 || d > tt.max {
 				t.Fatalf("completeBackoff(%d) = %s, want within [%s, %s]", tt.n, d, tt.max/2, tt.max)
 			}
+		}
+	}
+}
+
+func TestRejected(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&protocol.APIError{StatusCode: 400, Type: "ClientException"}, true},
+		{&protocol.APIError{StatusCode: 400, Type: "ValidationException"}, true},
+		{&protocol.APIError{StatusCode: 400, Type: "UnrecognizedClientException"}, false},
+		{&protocol.APIError{StatusCode: 400, Type: "AccessDeniedException"}, false},
+		{&protocol.APIError{StatusCode: 403, Type: "InvalidSignatureException"}, false},
+		{&protocol.APIError{StatusCode: 403, Type: "Forbidden"}, false},
+		{&protocol.APIError{StatusCode: 400, Type: "ThrottlingException"}, false},
+		{&protocol.APIError{StatusCode: 503, Type: "ServiceUnavailableException"}, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("connection refused"), false},
+	}
+	for _, tt := range tests {
+		if got := rejected(tt.err); got != tt.want {
+			t.Errorf("rejected(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

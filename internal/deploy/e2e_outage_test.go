@@ -1,10 +1,14 @@
 package deploy_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,7 +115,11 @@ func TestE2ECompletionsSurviveServerOutage(t *testing.T) {
 // outcome stands, AGENT-SEMANTICS §1.7) and the agent, taking that as
 // final, drops its saved result instead of retrying it forever.
 func TestE2ELateCompletionAfterTimeout(t *testing.T) {
-	e := newE2E(t, func(c *server.Config) { c.EventTimeout = time.Second })
+	var logs lockedBuffer
+	e := newE2E(t, func(c *server.Config) {
+		c.EventTimeout = time.Second
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
 	release := filepath.Join(t.TempDir(), "release")
 	t.Cleanup(func() { touch(t, release) })
 	h := startHost(t, e.env, e.s3.URL, "host-1", "web", release)
@@ -148,7 +156,28 @@ func TestE2ELateCompletionAfterTimeout(t *testing.T) {
 	if ev.Status != types.LifecycleEventStatusFailed || ev.Diagnostics.ErrorCode != types.LifecycleErrorCodeScriptTimedOut {
 		t.Errorf("after the late Complete BeforeInstall is %s %s; the first outcome must stand", ev.Status, ev.Diagnostics.ErrorCode)
 	}
+	if !strings.Contains(logs.String(), `msg="completion of a command no longer current; ignored" host=`+h.agent.Arn) {
+		t.Errorf("the server did not log the late Complete")
+	}
 	// The agent carries on with the next deployment.
 	id2 := e.deploy(t, "app", "web", e.upload(t, "app/v2.tgz", revSpec{hooks: recordAll()}))
 	e.waitDone(t, id2, types.DeploymentStatusSucceeded)
+}
+
+// lockedBuffer is a log destination safe for the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -292,6 +292,7 @@ func (s commandService) PutHostCommandAcknowledgement(ctx context.Context, in *c
 	took := idx != nil && idx.acked[id]
 	r.mu.Unlock()
 	if !took {
+		r.log.InfoContext(ctx, "acknowledgement raced the command's end; answered Failed", "host", host, "command", id)
 		return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusFailed)}, nil
 	}
 	return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusInProgress)}, nil
