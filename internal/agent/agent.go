@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"sync"
 	"time"
@@ -123,7 +124,7 @@ type agent struct {
 	workers sync.WaitGroup // commands and the Completes being retried
 
 	mu      sync.Mutex
-	reached chan struct{} // closed when polls get through again after failing
+	reached chan struct{} // closed when a poll connects again after failing
 }
 
 // errShutdown is the cancellation cause of running commands when the grace
@@ -236,8 +237,8 @@ func officialBackoff(n int) time.Duration {
 // bounded worker pool while it keeps polling.
 //
 // Every result is saved under RootDir before its PutHostCommandComplete and
-// retried with backoff (at most 30 s apart, and at once when a poll gets
-// through again after failing) until the server takes it or refuses it for
+// retried with backoff (at most 30 s apart, and at once when a poll connects
+// again after failing) until the server takes it or refuses it for
 // good; a result still unsent at shutdown is sent by the next start.
 //
 // On cancellation it stops polling, gives running commands
@@ -283,7 +284,18 @@ func (a *agent) run(ctx context.Context) error {
 			continue
 		}
 		start := time.Now()
-		hc, err := a.poll(ctx)
+		pctx := ctx
+		if failures > 0 {
+			// The server is back as soon as a poll connects, not when
+			// that long poll returns (up to its wait later): wake the
+			// Completes waiting to retry then.
+			pctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) {
+				if !c.Reused {
+					a.serverBack()
+				}
+			}})
+		}
+		hc, err := a.poll(pctx)
 		if err != nil {
 			<-a.slots
 			if ctx.Err() != nil {

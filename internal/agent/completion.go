@@ -63,7 +63,7 @@ func (a *agent) finish(ctx context.Context, log *slog.Logger, hcid, deploymentID
 }
 
 // report delivers a Complete: at once, then with capped exponential backoff
-// (and at once when polls get through again after failing) until the server
+// (and at once when a poll connects again after failing) until the server
 // takes it or the agent stops; a saved outcome then waits on disk for the
 // next start.
 func (a *agent) report(ctx context.Context, o *outcome) {
@@ -166,7 +166,7 @@ func completeBackoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// waitRetry waits d, or less if polls get through to the server again; false
+// waitRetry waits d, or less if a poll connects to the server again; false
 // when the agent is stopping.
 func (a *agent) waitRetry(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -180,7 +180,7 @@ func (a *agent) waitRetry(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
-// serverReached returns a channel closed when polls next get through after
+// serverReached returns a channel closed when a poll next connects after
 // failing.
 func (a *agent) serverReached() <-chan struct{} {
 	a.mu.Lock()

@@ -33,25 +33,45 @@ func pendingResults(t testing.TB, root string) []string {
 	return out
 }
 
-// TestE2ECompletionsSurviveServerOutage: the server is stopped (store kept)
-// for 10 s while three agents finish their AfterInstall hooks, and one of
-// those agents is restarted meanwhile. When the server is back on the same
-// data directory and port, every completion lands: the deployment succeeds
-// with each hook run once and no event timed out. Before, the agent gave up
-// after four tries (~2 s) and the events ended as ScriptTimedOut.
+// TestE2ECompletionsSurviveServerOutage: the server goes away (stopped, or
+// killed with SIGKILL as in the report; the store is kept) for 10 s
+// while three agents finish their AfterInstall hooks, and one of those
+// agents is restarted meanwhile. When the server is back on the same data
+// directory and port, every completion lands: the deployment succeeds with
+// each hook run once and no event timed out. Before, the agent gave up after
+// four tries (~2 s) and the events ended as ScriptTimedOut.
 func TestE2ECompletionsSurviveServerOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("keeps the server down for 10 s")
 	}
-	dataDir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	opts := []servertest.Option{servertest.WithDataDir(dataDir), func(c *server.Config) {
-		c.Listen = addr
-		// A lost completion would show as ScriptTimedOut well within the
-		// test's wait.
-		c.EventTimeout = 40 * time.Second
-	}}
-	e := &e2e{env: servertest.Start(t, opts...), s3: startS3(t)}
+	// A lost completion would show as ScriptTimedOut well within the
+	// test's wait.
+	const eventTimeout = 40 * time.Second
+	t.Run("stopped", func(t *testing.T) {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		opts := []servertest.Option{servertest.WithDataDir(t.TempDir()), func(c *server.Config) {
+			c.Listen = addr
+			c.EventTimeout = eventTimeout
+		}}
+		var env *servertest.Env
+		serverOutage(t, func() *servertest.Env { env = servertest.Start(t, opts...); return env }, func() { env.Stop() })
+	})
+	t.Run("kill9", func(t *testing.T) {
+		bin := buildCutover(t)
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		dataDir := t.TempDir()
+		var p *proc
+		serverOutage(t, func() *servertest.Env {
+			p = serverProc(t, bin, addr, dataDir, "--event-timeout", eventTimeout.String())
+			return externalEnv("http://" + addr)
+		}, func() { p.kill9() })
+	})
+}
+
+// serverOutage runs the outage scenario against a server that start
+// brings up (again, on the same store and address) and stop takes down.
+func serverOutage(t *testing.T, start func() *servertest.Env, stop func()) {
+	e := &e2e{env: start(), s3: startS3(t)}
 	release := filepath.Join(t.TempDir(), "release")
 	t.Cleanup(func() { touch(t, release) })
 	var hosts []*host
@@ -67,7 +87,7 @@ func TestE2ECompletionsSurviveServerOutage(t *testing.T) {
 	}
 
 	stopAt := time.Now()
-	e.env.Stop()
+	stop()
 	down := time.Now()
 	t.Logf("stopped the server in %s", down.Sub(stopAt).Round(time.Millisecond))
 	touch(t, release)
@@ -90,7 +110,7 @@ func TestE2ECompletionsSurviveServerOutage(t *testing.T) {
 	}
 	time.Sleep(10*time.Second - time.Since(down))
 
-	e.env = servertest.Start(t, opts...)
+	e.env = start()
 	back := time.Now()
 	restarted.agent.Start()
 	info := e.waitDone(t, id, types.DeploymentStatusSucceeded)
