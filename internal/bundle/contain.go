@@ -35,9 +35,9 @@ func (e *OutsideError) Is(target error) bool { return target == ErrOutside }
 // files source, relative to the archive; a leading "/" is the archive root,
 // as the official agent's File.join makes it) and checks that it stays
 // inside archiveDir: lexically after cleaning, and again after resolving
-// symlinks when the path exists. The official agent follows "../../bin/sh"
-// or a symlink to "/"; Cutover does not. A missing path is returned
-// without error so the caller reports it as missing.
+// symlinks (of the longest part of the path that exists). The official agent
+// follows "../../bin/sh" or a symlink to "/"; Cutover does not. A missing
+// path inside is returned without error so the caller reports it as missing.
 func Resolve(archiveDir, name string) (string, error) {
 	root, err := filepath.Abs(archiveDir)
 	if err != nil {
@@ -47,14 +47,11 @@ func Resolve(archiveDir, name string) (string, error) {
 	if !within(root, abs) {
 		return "", &OutsideError{Name: name, Archive: root}
 	}
-	real, err := filepath.EvalSymlinks(abs)
-	if errors.Is(err, fs.ErrNotExist) {
-		return abs, nil
-	}
+	real, err := resolveExisting(abs)
 	if err != nil {
 		return "", fmt.Errorf("resolve %q: %w", name, err)
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
+	realRoot, err := resolveExisting(root)
 	if err != nil {
 		return "", fmt.Errorf("resolve the deployment archive: %w", err)
 	}
@@ -67,4 +64,22 @@ func Resolve(archiveDir, name string) (string, error) {
 // within reports whether path (absolute, clean) is root or below it.
 func within(root, path string) bool {
 	return path == root || strings.HasPrefix(path, root+string(filepath.Separator))
+}
+
+// resolveExisting resolves the symlinks of path's longest existing prefix
+// and appends the missing rest as it is.
+func resolveExisting(path string) (string, error) {
+	rest := ""
+	for {
+		real, err := filepath.EvalSymlinks(path)
+		if err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		parent := filepath.Dir(path)
+		if !errors.Is(err, fs.ErrNotExist) || parent == path {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(path), rest)
+		path = parent
+	}
 }
