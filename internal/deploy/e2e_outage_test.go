@@ -201,3 +201,49 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestE2EAgentKill9WithSavedCompletion: a `cutover agent` process finishes
+// its hook while the server is away, saves the result, and is killed with
+// SIGKILL. Started again after the server is back, it sends the saved
+// result (not "failed after an agent restart") and the deployment succeeds
+// with the hook run once.
+func TestE2EAgentKill9WithSavedCompletion(t *testing.T) {
+	bin := buildCutover(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	opts := []servertest.Option{servertest.WithDataDir(t.TempDir()), func(c *server.Config) {
+		c.Listen = addr
+		c.EventTimeout = 40 * time.Second
+	}}
+	e := &e2e{env: servertest.Start(t, opts...), s3: startS3(t)}
+	release := filepath.Join(t.TempDir(), "release")
+	t.Cleanup(func() { touch(t, release) })
+	h := newAgentProc(t, bin, e, "host-1", release)
+	ag := h.start(t)
+	e.env.SetupGroup(t, "app", "web", "CodeDeployDefault.OneAtATime", "role", "web")
+	hooks := recordAll()
+	hooks["BeforeInstall"] = scriptBlock
+	id := e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
+	waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
+
+	e.env.Stop()
+	touch(t, release)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pendingResults(t, h.root)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent saved no result while the server was down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ag.kill9()
+
+	e.env = servertest.Start(t, opts...)
+	h.start(t)
+	e.waitDone(t, id, types.DeploymentStatusSucceeded)
+	if got, want := hookOrder(t, h.evidence, id), []string{"BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"}; !slices.Equal(got, want) {
+		t.Errorf("ran %v, want each hook once: %v", got, want)
+	}
+	checkEvents(t, e.target(t, id, "host-1").LifecycleEvents, allEvents)
+	if p := pendingResults(t, h.root); len(p) != 0 {
+		t.Errorf("the agent still holds %v", p)
+	}
+}

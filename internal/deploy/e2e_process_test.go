@@ -188,33 +188,17 @@ func TestE2EAgentKill9MidHook(t *testing.T) {
 	e := newE2E(t) // default pickup (5m) and event (65m) timeouts
 	release := filepath.Join(t.TempDir(), "release")
 	t.Cleanup(func() { touch(t, release) })
-	c, err := agent.Register(context.Background(), agent.RegisterRequest{
-		Endpoint: e.env.URL, Region: e.env.Region,
-		AdminCredentials: credentials.NewStaticCredentialsProvider(e.env.AccessKey, e.env.SecretKey, ""),
-		InstanceName:     "host-1", Tags: map[string]string{"role": "web"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.CutoverEndpoint = e.env.URL
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "codedeploy.onpremises.yml")
-	if err := agent.WriteOnPremConfig(conf, c); err != nil {
-		t.Fatal(err)
-	}
-	evidence := t.TempDir()
-	env := []string{"EVIDENCE=" + evidence, "RELEASE=" + release}
-	args := []string{"agent", "--onprem-config", conf, "--root-dir", filepath.Join(dir, "root"), "--s3-endpoint", e.s3.URL, "--log-level", "debug"}
-	ag := startProc(t, filepath.Join(dir, "agent.log"), env, bin, args...)
+	h := newAgentProc(t, bin, e, "host-1", release)
+	ag := h.start(t)
 
 	e.env.SetupGroup(t, "app", "web", "CodeDeployDefault.OneAtATime", "role", "web")
 	hooks := recordAll()
 	hooks["BeforeInstall"] = scriptBlock
 	id := e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
-	waitFile(t, filepath.Join(evidence, "blocked"), 15*time.Second)
+	waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
 	ag.kill9()
 	start := time.Now()
-	startProc(t, filepath.Join(dir, "agent.log"), env, bin, args...)
+	h.start(t)
 	info := e.waitDone(t, id, types.DeploymentStatusFailed)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the deployment took %s to fail after the agent restarted", d)
@@ -229,4 +213,39 @@ func TestE2EAgentKill9MidHook(t *testing.T) {
 	// The restarted agent then deploys normally.
 	id2 := e.deploy(t, "app", "web", e.upload(t, "app/v2.tgz", revSpec{hooks: recordAll()}))
 	e.waitDone(t, id2, types.DeploymentStatusSucceeded)
+}
+
+// agentProc is a registered host whose agent runs as a `cutover agent`
+// process; its hooks see EVIDENCE and RELEASE as startHost's do.
+type agentProc struct {
+	bin, dir, root, evidence string
+	env, args                []string
+}
+
+func newAgentProc(t testing.TB, bin string, e *e2e, name, release string) *agentProc {
+	t.Helper()
+	c, err := agent.Register(context.Background(), agent.RegisterRequest{
+		Endpoint: e.env.URL, Region: e.env.Region,
+		AdminCredentials: credentials.NewStaticCredentialsProvider(e.env.AccessKey, e.env.SecretKey, ""),
+		InstanceName:     name, Tags: map[string]string{"role": "web"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CutoverEndpoint = e.env.URL
+	a := &agentProc{bin: bin, dir: t.TempDir(), evidence: t.TempDir()}
+	a.root = filepath.Join(a.dir, "root")
+	conf := filepath.Join(a.dir, "codedeploy.onpremises.yml")
+	if err := agent.WriteOnPremConfig(conf, c); err != nil {
+		t.Fatal(err)
+	}
+	a.env = []string{"EVIDENCE=" + a.evidence, "RELEASE=" + release}
+	a.args = []string{"agent", "--onprem-config", conf, "--root-dir", a.root, "--s3-endpoint", e.s3.URL, "--log-level", "debug"}
+	return a
+}
+
+// start runs the agent process (again, after a kill: a restart).
+func (a *agentProc) start(t testing.TB) *proc {
+	t.Helper()
+	return startProc(t, filepath.Join(a.dir, "agent.log"), a.env, a.bin, a.args...)
 }
