@@ -215,15 +215,7 @@ func TestE2EAgentKill9WithSavedCompletion(t *testing.T) {
 		c.EventTimeout = 40 * time.Second
 	}}
 	e := &e2e{env: servertest.Start(t, opts...), s3: startS3(t)}
-	release := filepath.Join(t.TempDir(), "release")
-	t.Cleanup(func() { touch(t, release) })
-	h := newAgentProc(t, bin, e, "host-1", release)
-	ag := h.start(t)
-	e.env.SetupGroup(t, "app", "web", "CodeDeployDefault.OneAtATime", "role", "web")
-	hooks := recordAll()
-	hooks["BeforeInstall"] = scriptBlock
-	id := e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
-	waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
+	h, ag, id, release := blockedAgentProc(t, bin, e)
 
 	e.env.Stop()
 	touch(t, release)

@@ -186,16 +186,7 @@ func TestE2EServerKill9MidDeployment(t *testing.T) {
 func TestE2EAgentKill9MidHook(t *testing.T) {
 	bin := buildCutover(t)
 	e := newE2E(t) // default pickup (5m) and event (65m) timeouts
-	release := filepath.Join(t.TempDir(), "release")
-	t.Cleanup(func() { touch(t, release) })
-	h := newAgentProc(t, bin, e, "host-1", release)
-	ag := h.start(t)
-
-	e.env.SetupGroup(t, "app", "web", "CodeDeployDefault.OneAtATime", "role", "web")
-	hooks := recordAll()
-	hooks["BeforeInstall"] = scriptBlock
-	id := e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
-	waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
+	h, ag, id, _ := blockedAgentProc(t, bin, e)
 	ag.kill9()
 	start := time.Now()
 	h.start(t)
@@ -248,4 +239,21 @@ func newAgentProc(t testing.TB, bin string, e *e2e, name, release string) *agent
 func (a *agentProc) start(t testing.TB) *proc {
 	t.Helper()
 	return startProc(t, filepath.Join(a.dir, "agent.log"), a.env, a.bin, a.args...)
+}
+
+// blockedAgentProc runs an agent process for host-1 and deploys to it a
+// revision whose BeforeInstall blocks until the returned release file
+// exists; it returns once the hook blocks.
+func blockedAgentProc(t testing.TB, bin string, e *e2e) (h *agentProc, running *proc, id, release string) {
+	t.Helper()
+	release = filepath.Join(t.TempDir(), "release")
+	t.Cleanup(func() { touch(t, release) })
+	h = newAgentProc(t, bin, e, "host-1", release)
+	running = h.start(t)
+	e.env.SetupGroup(t, "app", "web", "CodeDeployDefault.OneAtATime", "role", "web")
+	hooks := recordAll()
+	hooks["BeforeInstall"] = scriptBlock
+	id = e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
+	waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
+	return h, running, id, release
 }
