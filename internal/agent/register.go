@@ -33,7 +33,7 @@ type RegisterRequest struct {
 	HTTPClient       *http.Client // nil: http.DefaultClient
 }
 
-// Register creates an access key for the host through Cutover's admin API,
+// Register creates a host access key for the instance through Cutover's admin API,
 // registers the on-premises instance under that key's ARN and tags it, and
 // returns the config file the agent should run with (write it with
 // WriteOnPremConfig).
@@ -76,9 +76,13 @@ func Register(ctx context.Context, r RegisterRequest) (OnPremConfig, error) {
 		SecretAccessKey string `json:"SecretAccessKey"`
 		Arn             string `json:"Arn"`
 	}
+	// The key is a host key bound to this instance: the agent protocol
+	// for it alone, nothing else.
 	in := struct {
-		UserName string `json:"UserName"`
-	}{r.InstanceName}
+		UserName     string `json:"UserName"`
+		Role         string `json:"Role"`
+		InstanceName string `json:"InstanceName"`
+	}{r.InstanceName, "host", r.InstanceName}
 	if err := admin.Call(ctx, "CreateAccessKey", in, &key); err != nil {
 		return OnPremConfig{}, fmt.Errorf("register: create access key: %w", err)
 	}

@@ -61,7 +61,7 @@ func TestRegister(t *testing.T) {
 	if strings.Join(targets, ",") != strings.Join(wantTargets, ",") {
 		t.Fatalf("targets = %v", targets)
 	}
-	if bodies[1]["UserName"] != "web-01" {
+	if bodies[1]["UserName"] != "web-01" || bodies[1]["Role"] != "host" || bodies[1]["InstanceName"] != "web-01" {
 		t.Errorf("CreateAccessKey body = %v", bodies[1])
 	}
 	if bodies[2]["instanceName"] != "web-01" || bodies[2]["iamUserArn"] != want.IAMUserARN {

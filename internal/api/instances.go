@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
@@ -55,6 +56,43 @@ func iamArnOf(in *cd.InstanceInfo) string {
 	return deref(in.IamSessionArn)
 }
 
+// arnAccount is the account field of an ARN already checked for form.
+func arnAccount(arn string) string {
+	f := strings.SplitN(arn, ":", 6)
+	if len(f) < 5 {
+		return ""
+	}
+	return f[4]
+}
+
+// InstanceOfArn finds an instance of account registered with the IAM ARN,
+// in any region: a registered one first, else the last deregistered one.
+// It serves the migration of keys stored before roles existed.
+func InstanceOfArn(ctx context.Context, tx store.Tx, account, arn string) (region, name string, ok bool, err error) {
+	items, err := tx.Scan(ctx, kindInstance, account+"/", "", 0)
+	if err != nil {
+		return "", "", false, err
+	}
+	for _, it := range items {
+		var in cd.InstanceInfo
+		if err := decodeInto(it.Value, &in); err != nil {
+			return "", "", false, err
+		}
+		if iamArnOf(&in) != arn {
+			continue
+		}
+		rest := it.Key[len(account)+1:]
+		r, _, _ := strings.Cut(rest, "/")
+		if registered(&in) || !ok {
+			region, name, ok = r, deref(in.InstanceName), true
+		}
+		if registered(&in) {
+			return region, name, true, nil
+		}
+	}
+	return region, name, ok, nil
+}
+
 // LoadInstance reads an on-premises instance, registered or deregistered,
 // or answers InstanceNotRegisteredException.
 func LoadInstance(ctx context.Context, tx store.Tx, account, region, name string) (*cd.InstanceInfo, error) {
@@ -88,6 +126,15 @@ func (s *Server) RegisterOnPremisesInstance(ctx context.Context, in *cd.Register
 		return awsjson.Errorf("InvalidIamSessionArnException", "The IAM session ARN %q is not valid (arn:aws:sts::<account>:assumed-role/<role>/<session>).", session)
 	}
 	sc := scopeOf(ctx)
+	// An instance's IAM ARN is the identity its agent signs with, so one of
+	// another account would let this account's deployments run code on a
+	// host of that account.
+	switch {
+	case user != "" && arnAccount(user) != sc.Account:
+		return awsjson.Errorf("InvalidIamUserArnException", "The IAM user ARN must belong to the caller's account %s, not %s.", sc.Account, arnAccount(user))
+	case session != "" && arnAccount(session) != sc.Account:
+		return awsjson.Errorf("InvalidIamSessionArnException", "The IAM session ARN must belong to the caller's account %s, not %s.", sc.Account, arnAccount(session))
+	}
 	info := cd.InstanceInfo{
 		InstanceName: &name,
 		InstanceArn:  str(sc.instanceArn(name)),

@@ -160,9 +160,10 @@ func TestOnPremisesDeregistration(t *testing.T) {
 	}
 }
 
-// The IAM ARN index is what authenticates agents: a key whose principal is
-// a registered instance may not call the API, and deregistration revokes
-// that status.
+// A key's powers are declared, never inferred from the instances: an
+// admin key whose principal is also an instance's IAM ARN stays an admin
+// key before, during and after the registration (the agent protocol takes
+// host keys; internal/server tests those).
 func TestOnPremisesAgentIdentity(t *testing.T) {
 	env := servertest.Start(t)
 	ctx := context.Background()
@@ -170,8 +171,8 @@ func TestOnPremisesAgentIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := env.NewClient(k.AccessKeyID, k.SecretAccessKey, "us-east-1")
-	if _, err := host.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
+	c := env.NewClient(k.AccessKeyID, k.SecretAccessKey, "us-east-1")
+	if _, err := c.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
 		t.Fatalf("before registration: %v", err)
 	}
 	if _, err := env.Client.RegisterOnPremisesInstance(ctx, &codedeploy.RegisterOnPremisesInstanceInput{InstanceName: aws.String("host1"), IamUserArn: aws.String(k.Arn)}); err != nil {
@@ -181,13 +182,40 @@ func TestOnPremisesAgentIdentity(t *testing.T) {
 	if err != nil || name != "" {
 		t.Fatalf("no caller in ctx: %q %v", name, err)
 	}
-	_, err = host.ListApplications(ctx, &codedeploy.ListApplicationsInput{})
-	servertest.WantError(t, err, "AccessDeniedException")
+	if _, err := c.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
+		t.Fatalf("registered: %v", err)
+	}
 	if _, err := env.Client.DeregisterOnPremisesInstance(ctx, &codedeploy.DeregisterOnPremisesInstanceInput{InstanceName: aws.String("host1")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := host.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
+	if _, err := c.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
 		t.Fatalf("after deregistration: %v", err)
+	}
+}
+
+// An instance can be registered only with an IAM ARN of the caller's own
+// account: else that account's agent would run this account's hooks.
+func TestRegisterOtherAccountsArn(t *testing.T) {
+	env := servertest.Start(t)
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		in   codedeploy.RegisterOnPremisesInstanceInput
+		code string
+	}{
+		{"user of another account", codedeploy.RegisterOnPremisesInstanceInput{InstanceName: aws.String("h1"), IamUserArn: aws.String("arn:aws:iam::222222222222:user/h1")}, "InvalidIamUserArnException"},
+		{"session of another account", codedeploy.RegisterOnPremisesInstanceInput{InstanceName: aws.String("h2"), IamSessionArn: aws.String("arn:aws:sts::222222222222:assumed-role/r/h2")}, "InvalidIamSessionArnException"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := env.Client.RegisterOnPremisesInstance(ctx, &tc.in)
+			servertest.WantError(t, err, tc.code)
+			_, err = env.Client.GetOnPremisesInstance(ctx, &codedeploy.GetOnPremisesInstanceInput{InstanceName: tc.in.InstanceName})
+			servertest.WantError(t, err, "InstanceNotRegisteredException")
+		})
+	}
+	if _, err := env.Client.RegisterOnPremisesInstance(ctx, &codedeploy.RegisterOnPremisesInstanceInput{InstanceName: aws.String("h3"), IamUserArn: aws.String("arn:aws:iam::000000000000:user/h3")}); err != nil {
+		t.Fatalf("own account: %v", err)
 	}
 }
 

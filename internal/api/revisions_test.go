@@ -464,6 +464,8 @@ func TestResourcesScopedByAccountAndRegion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An instance's IAM ARN must be of the caller's account.
+	arns := map[string]string{"region": userArn("host1"), "account": "arn:aws:iam::111111111111:user/hosts/host1"}
 	for name, other := range map[string]*codedeploy.Client{
 		"region":  env.NewClient(env.AccessKey, env.SecretKey, "eu-west-1"),
 		"account": env.NewClient(k.AccessKeyID, k.SecretAccessKey, "us-east-1"),
@@ -484,7 +486,7 @@ func TestResourcesScopedByAccountAndRegion(t *testing.T) {
 			if _, err := other.CreateDeploymentGroup(ctx, groupInput("web", "prod")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := other.RegisterOnPremisesInstance(ctx, &codedeploy.RegisterOnPremisesInstanceInput{InstanceName: aws.String("host1"), IamUserArn: aws.String(userArn("host1"))}); err != nil {
+			if _, err := other.RegisterOnPremisesInstance(ctx, &codedeploy.RegisterOnPremisesInstanceInput{InstanceName: aws.String("host1"), IamUserArn: aws.String(arns[name])}); err != nil {
 				t.Fatal(err)
 			}
 		})

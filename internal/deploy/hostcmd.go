@@ -35,9 +35,18 @@ type depIndex struct {
 	spec    []byte // deployment specification JSON
 	// format and payload are spec's signed envelope, made once.
 	format, payload string
+	// account and region of the deployment: only hosts signing for them
+	// take part (the same IAM ARN may name instances of several regions).
+	account, region string
+}
+
+// queueKey is the queue of a host identifier in an account and region.
+func queueKey(account, region, host string) string {
+	return account + "/" + region + "/" + host
 }
 
 func (r *Runner) enqueue(host string, c hostCommand) {
+	host = queueKey(c.account, c.region, host)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.hosts[host]
@@ -55,14 +64,15 @@ func (r *Runner) enqueue(host string, c hostCommand) {
 	q.wake = make(chan struct{})
 }
 
-// take hands out the host's next current command, dropping stale ones.
-func (r *Runner) take(host string) (hostCommand, bool, <-chan struct{}) {
+// take hands out the host's next current command in an account and
+// region, dropping stale ones.
+func (r *Runner) take(account, region, host string) (hostCommand, bool, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	q := r.hosts[host]
+	q := r.hosts[queueKey(account, region, host)]
 	if q == nil {
 		q = &hostQueue{wake: make(chan struct{})}
-		r.hosts[host] = q
+		r.hosts[queueKey(account, region, host)] = q
 	}
 	for len(q.pending) > 0 {
 		c := q.pending[0]
@@ -96,10 +106,16 @@ func (r *Runner) reindex(rec *Record) {
 		for _, in := range rec.Engine.Instances {
 			hosts[in.HostID] = true
 		}
-		idx = &depIndex{hosts: hosts, spec: r.buildSpec(rec)}
+		idx = &depIndex{account: rec.Account, region: rec.Region, hosts: hosts, spec: r.buildSpec(rec)}
 		r.index[rec.ID] = idx
 	}
 	idx.current, idx.acked = cur, acked
+}
+
+// inScope reports whether the caller signs for the deployment's account
+// and region.
+func (idx *depIndex) inScope(c awsjson.Caller) bool {
+	return idx.account == c.Account && idx.region == c.Region
 }
 
 // ServeCommands implements awsjson.Service for the agent protocol.
@@ -158,13 +174,14 @@ func (s commandService) PollHostCommand(ctx context.Context, in *commands.PollHo
 	if deref(in.HostIdentifier) != host {
 		return nil, clientErr("HostIdentifier %q does not match the caller's instance %q", deref(in.HostIdentifier), host)
 	}
+	caller, _ := awsjson.CallerFrom(ctx)
 	r.mu.Lock()
 	r.addrs[host] = hostOf(awsjson.RemoteAddr(ctx))
 	r.mu.Unlock()
 	timer := time.NewTimer(r.cfg.PollWait)
 	defer timer.Stop()
 	for {
-		c, ok, wake := r.take(host)
+		c, ok, wake := r.take(caller.Account, caller.Region, host)
 		if ok {
 			return &commands.PollHostCommandOutput{HostCommand: &commands.HostCommandInstance{
 				HostCommandIdentifier: ptr(c.id),
@@ -214,11 +231,12 @@ func (s commandService) GetDeploymentSpecification(ctx context.Context, in *comm
 		return nil, clientErr("HostIdentifier %q does not match the caller's instance", deref(in.HostIdentifier))
 	}
 	id := deploymentOfExecution(deref(in.DeploymentExecutionId))
+	caller, _ := awsjson.CallerFrom(ctx)
 	r.mu.Lock()
 	idx := r.index[id]
 	var spec []byte
 	var format, payload string
-	ok := idx != nil && idx.hosts[host]
+	ok := idx != nil && idx.hosts[host] && idx.inScope(caller)
 	if ok {
 		spec, format, payload = idx.spec, idx.format, idx.payload
 	}
@@ -251,10 +269,15 @@ func (r *Runner) ownCommand(ctx context.Context, cmdID string) (host string, cur
 		return "", false, err
 	}
 	dep := deploymentOfCommand(cmdID)
+	caller, _ := awsjson.CallerFrom(ctx)
 	r.mu.Lock()
 	idx := r.index[dep]
 	var owner string
 	var member bool
+	if idx != nil && !idx.inScope(caller) {
+		r.mu.Unlock()
+		return "", false, clientErr("command %s does not belong to this host", cmdID)
+	}
 	if idx != nil {
 		owner = idx.current[cmdID]
 		member = idx.hosts[host]

@@ -1,7 +1,9 @@
 // Package keys manages access keys: the credentials callers sign requests
 // with. Each key belongs to an account and an IAM-user-like principal
-// (arn:aws:iam::<account>:user/<name>). Secrets are sealed with the server
-// key before they reach the store.
+// (arn:aws:iam::<account>:user/<name>) and declares its powers (an
+// access.Grant: role, optional application and region limits, or the
+// instance a host key is bound to). Secrets are sealed with the server key
+// before they reach the store.
 package keys
 
 import (
@@ -13,6 +15,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/store"
 )
 
@@ -38,14 +41,26 @@ type Key struct {
 	Arn         string    `json:"Arn"`
 	Created     time.Time `json:"Created"`
 	Revoked     bool      `json:"Revoked,omitempty"`
+	RevokedAt   time.Time `json:"RevokedAt,omitzero"`
 	Sealed      string    `json:"SealedSecret"`
+	// Grant is what the key may do. Keys stored before roles existed have
+	// none until Migrate gives them one; until then they may do nothing.
+	access.Grant
+}
+
+// Spec describes a key to create.
+type Spec struct {
+	User    string
+	Account string // DefaultAccount when empty
+	Grant   access.Grant
 }
 
 // Created is what a new key shows once: the only time its secret is seen.
 type Created struct {
-	AccessKeyID     string `json:"AccessKeyId"`
-	SecretAccessKey string `json:"SecretAccessKey"`
-	Arn             string `json:"Arn"`
+	AccessKeyID     string      `json:"AccessKeyId"`
+	SecretAccessKey string      `json:"SecretAccessKey"`
+	Arn             string      `json:"Arn"`
+	Role            access.Role `json:"Role"`
 }
 
 // Manager creates, finds and revokes keys.
@@ -88,47 +103,104 @@ func randomString(n int, alphabet string) string {
 	return string(b)
 }
 
-// Create makes a new key for user in acct (DefaultAccount when empty).
+// Create makes a new admin key for user in acct (DefaultAccount when
+// empty).
 func (m *Manager) Create(ctx context.Context, user, acct string) (Created, error) {
-	id := "AKIA" + randomString(16, alnum)
-	return m.Import(ctx, user, acct, id, randomString(40, secretChars))
+	return m.CreateKey(ctx, Spec{User: user, Account: acct, Grant: access.Grant{Role: access.Admin}})
 }
 
-// Import stores a key with a caller-chosen id and secret (used for the root
-// key from the environment). Importing an existing id with the same secret
-// and owner is a no-op; with a different one it replaces it.
-func (m *Manager) Import(ctx context.Context, user, acct, id, secret string) (Created, error) {
+// CreateKey makes a new key as spec declares.
+func (m *Manager) CreateKey(ctx context.Context, spec Spec) (Created, error) {
+	id := "AKIA" + randomString(16, alnum)
+	k, secret, err := m.newKey(spec, id, randomString(40, secretChars))
+	if err != nil {
+		return Created{}, err
+	}
+	if err := m.Store.Update(ctx, func(tx store.Tx) error { return insertKey(ctx, tx, k) }); err != nil {
+		return Created{}, fmt.Errorf("store key: %w", err)
+	}
+	return Created{AccessKeyID: id, SecretAccessKey: secret, Arn: k.Arn, Role: k.Role}, nil
+}
+
+func (m *Manager) newKey(spec Spec, id, secret string) (Key, string, error) {
+	acct := spec.Account
 	if acct == "" {
 		acct = DefaultAccount
 	}
-	if !userName.MatchString(user) {
-		return Created{}, fmt.Errorf("invalid user name %q: 1-64 of A-Z a-z 0-9 +=,.@_-", user)
+	if !userName.MatchString(spec.User) {
+		return Key{}, "", fmt.Errorf("invalid user name %q: 1-64 of A-Z a-z 0-9 +=,.@_-", spec.User)
 	}
 	if err := ValidAccount(acct); err != nil {
-		return Created{}, err
+		return Key{}, "", err
 	}
 	if !keyID.MatchString(id) {
-		return Created{}, fmt.Errorf("invalid access key id %q: 16-128 of A-Z 0-9", id)
+		return Key{}, "", fmt.Errorf("invalid access key id %q: 16-128 of A-Z 0-9", id)
 	}
 	if len(secret) < 8 {
-		return Created{}, errors.New("secret access key too short")
+		return Key{}, "", errors.New("secret access key too short")
+	}
+	if err := spec.Grant.Validate(); err != nil {
+		return Key{}, "", err
 	}
 	sealed, err := m.Sealer.Seal([]byte(secret), kind+":"+id)
 	if err != nil {
-		return Created{}, fmt.Errorf("seal secret: %w", err)
+		return Key{}, "", fmt.Errorf("seal secret: %w", err)
 	}
-	k := Key{AccessKeyID: id, Account: acct, UserName: user, Arn: UserArn(acct, user), Created: m.now(), Sealed: sealed}
+	return Key{AccessKeyID: id, Account: acct, UserName: spec.User, Arn: UserArn(acct, spec.User), Created: m.now(), Sealed: sealed, Grant: spec.Grant}, secret, nil
+}
+
+func insertKey(ctx context.Context, tx store.Tx, k Key) error {
 	b, err := json.Marshal(k)
 	if err != nil {
-		return Created{}, err
+		return err
 	}
+	return tx.Insert(ctx, kind, k.AccessKeyID, b)
+}
+
+// RootState is what EnsureRoot found.
+type RootState struct {
+	Created bool // the key did not exist and was made
+	Revoked bool // the key exists and is revoked: it stays so
+	// SecretMismatch: the stored key has another secret than the one
+	// given, which is ignored (the stored key is authoritative).
+	SecretMismatch bool
+}
+
+// EnsureRoot creates the environment's root key (an admin of acct) only
+// when no key of that id exists. An existing key is left as
+// it is: a revoked root key stays revoked, whatever the environment says.
+func (m *Manager) EnsureRoot(ctx context.Context, acct, id, secret string) (RootState, error) {
+	k, sec, err := m.newKey(Spec{User: "root", Account: acct, Grant: access.Grant{Role: access.Admin}}, id, secret)
+	if err != nil {
+		return RootState{}, err
+	}
+	var st RootState
 	err = m.Store.Update(ctx, func(tx store.Tx) error {
-		return tx.Put(ctx, kind, id, b)
+		st = RootState{}
+		b, err := tx.Get(ctx, kind, id)
+		if errors.Is(err, store.ErrNotFound) {
+			st.Created = true
+			return insertKey(ctx, tx, k)
+		}
+		if err != nil {
+			return err
+		}
+		var old Key
+		if err := json.Unmarshal(b, &old); err != nil {
+			return fmt.Errorf("decode key %s: %w", id, err)
+		}
+		st.Revoked = old.Revoked
+		stored, err := m.Sealer.Open(old.Sealed, kind+":"+id)
+		if err != nil {
+			return fmt.Errorf("open secret of %s: %w", id, err)
+		}
+		st.SecretMismatch = string(stored) != sec
+		return nil
 	})
 	if err != nil {
-		return Created{}, fmt.Errorf("store key: %w", err)
+		return RootState{}, fmt.Errorf("root key: %w", err)
 	}
-	return Created{AccessKeyID: id, SecretAccessKey: secret, Arn: k.Arn}, nil
+	return st, nil
 }
 
 func (m *Manager) now() time.Time {
@@ -136,6 +208,23 @@ func (m *Manager) now() time.Time {
 		return m.Now()
 	}
 	return time.Now()
+}
+
+// Get returns a live key, secret excluded, or ErrNotFound.
+func (m *Manager) Get(ctx context.Context, id string) (Key, error) {
+	var k Key
+	b, err := store.Get(ctx, m.Store, kind, id)
+	if err == nil {
+		err = json.Unmarshal(b, &k)
+	}
+	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Revoked) {
+		return Key{}, ErrNotFound
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("read key: %w", err)
+	}
+	k.Sealed = ""
+	return k, nil
 }
 
 // Lookup returns a live key and its secret.
@@ -193,11 +282,55 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 		if err := json.Unmarshal(b, &k); err != nil {
 			return err
 		}
-		k.Revoked = true
+		if k.Revoked {
+			return nil
+		}
+		k.Revoked, k.RevokedAt = true, m.now().UTC()
 		nb, err := json.Marshal(k)
 		if err != nil {
 			return err
 		}
 		return tx.Put(ctx, kind, id, nb)
 	})
+}
+
+// Migrate gives every key stored without a role the grant classify
+// decides (keys made before roles existed), in one transaction, and
+// returns the keys it changed. Revoked keys are migrated too and stay
+// revoked.
+func (m *Manager) Migrate(ctx context.Context, classify func(ctx context.Context, tx store.Tx, k Key) (access.Grant, error)) ([]Key, error) {
+	var changed []Key
+	err := m.Store.Update(ctx, func(tx store.Tx) error {
+		changed = nil
+		items, err := tx.Scan(ctx, kind, "", "", 0)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			var k Key
+			if err := json.Unmarshal(it.Value, &k); err != nil {
+				return fmt.Errorf("decode key %s: %w", it.Key, err)
+			}
+			if k.Role != "" {
+				continue
+			}
+			if k.Grant, err = classify(ctx, tx, k); err != nil {
+				return err
+			}
+			if err := k.Grant.Validate(); err != nil {
+				return fmt.Errorf("migrate key %s: %w", k.AccessKeyID, err)
+			}
+			b, err := json.Marshal(k)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(ctx, kind, it.Key, b); err != nil {
+				return err
+			}
+			k.Sealed = ""
+			changed = append(changed, k)
+		}
+		return nil
+	})
+	return changed, err
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/smithy-go"
 
+	"github.com/cutoverhq/cutover/internal/access"
+	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -254,7 +256,7 @@ func TestKeysCreatedWhileRunning(t *testing.T) {
 	}
 
 	// A key made through the admin API works at once too.
-	status, _, doc := raw(t, env, "POST", "CutoverAdmin_20261122.CreateAccessKey", []byte(`{"UserName":"carol"}`), true)
+	status, _, doc := raw(t, env, "POST", "CutoverAdmin_20261122.CreateAccessKey", []byte(`{"UserName":"carol","Role":"deployer"}`), true)
 	if status != 200 {
 		t.Fatalf("CreateAccessKey: %d %v", status, doc)
 	}
@@ -278,7 +280,7 @@ func TestKeysCreatedWhileRunning(t *testing.T) {
 func TestInstanceKeyRefusedForCodeDeploy(t *testing.T) {
 	env := servertest.Start(t)
 	ctx := context.Background()
-	k, err := env.Server.Keys.Create(ctx, "host-1", "")
+	k, err := env.Server.Keys.CreateKey(ctx, keys.Spec{User: "host-1", Grant: access.Grant{Role: access.Host, Region: env.Region, Instance: "host-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,13 +314,13 @@ func TestInstanceKeyRefusedForCodeDeploy(t *testing.T) {
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
-			checkAPIError(t, c.call(), "AccessDeniedException", 400, "host-1")
+			checkAPIError(t, c.call(), "AccessDeniedException", 400, "User: "+k.Arn+" is not authorized to perform: codedeploy:"+c.name)
 		})
 	}
 	// Nor may it mint keys.
-	req, _ := http.NewRequest("POST", env.URL+"/", strings.NewReader(`{"UserName":"x"}`))
+	req, _ := http.NewRequest("POST", env.URL+"/", strings.NewReader(`{"UserName":"x","Role":"admin"}`))
 	req.Header.Set("X-Amz-Target", "CutoverAdmin_20261122.CreateAccessKey")
-	sum := sha256.Sum256([]byte(`{"UserName":"x"}`))
+	sum := sha256.Sum256([]byte(`{"UserName":"x","Role":"admin"}`))
 	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey}, req,
 		hex.EncodeToString(sum[:]), "codedeploy", env.Region, time.Now()); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/deploy"
@@ -91,6 +92,8 @@ type Config struct {
 	S3MaxObjectSize int64
 	// S3AutoBucket creates buckets on first use (cutover dev).
 	S3AutoBucket bool
+	// AuditRetention is how long audit entries are kept; default 90 days.
+	AuditRetention time.Duration
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
@@ -169,15 +172,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, Store: st, sealer: sealer}
 	s.closers = append(s.closers, st.Close)
 	s.Keys = &keys.Manager{Store: st, Sealer: sealer, Now: cfg.Now}
-	if cfg.RootAccessKeyID != "" || cfg.RootSecretAccessKey != "" {
-		if cfg.RootAccessKeyID == "" || cfg.RootSecretAccessKey == "" {
-			s.Close()
-			return nil, errors.New("CUTOVER_ROOT_ACCESS_KEY_ID and CUTOVER_ROOT_SECRET_ACCESS_KEY must be set together")
-		}
-		if _, err := s.Keys.Import(ctx, "root", cfg.RootAccount, cfg.RootAccessKeyID, cfg.RootSecretAccessKey); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("root key: %w", err)
-		}
+	if err := s.initKeys(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	pageKey, err := s.pageKey(ctx)
 	if err != nil {
@@ -192,6 +189,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.startAuditPruner()
 
 	verifier := &sigv4.Verifier{
 		Keys:     sigv4.KeyLookupFunc(s.keyLookup()),
@@ -202,10 +200,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Auth:   authenticator{verifier},
 		Logger: cfg.Logger,
 		Routes: []awsjson.Route{
-			{Prefix: PrefixCodeDeploy, SigningNames: []string{SigningCodeDeploy}, Service: awsjson.ServiceFunc(s.serveCodeDeploy)},
-			{Prefix: PrefixAdmin, SigningNames: []string{SigningCodeDeploy}, Service: awsjson.ServiceFunc(s.serveAdmin)},
-			{Prefix: PrefixCommands, SigningNames: []string{SigningCommands, SigningCommandsSecured}, Service: awsjson.ServiceFunc(s.Runner.ServeCommands)},
-			{Prefix: PrefixCommandsSecure, SigningNames: []string{SigningCommandsSecured, SigningCommands}, Service: awsjson.ServiceFunc(s.Runner.ServeCommands)},
+			{Prefix: PrefixCodeDeploy, SigningNames: []string{SigningCodeDeploy}, Service: s.guard(access.CodeDeploy, s.API.Serve)},
+			{Prefix: PrefixAdmin, SigningNames: []string{SigningCodeDeploy}, Service: s.guard(access.AdminAPI, s.serveAdmin)},
+			{Prefix: PrefixCommands, SigningNames: []string{SigningCommands, SigningCommandsSecured}, Service: s.guard(access.Agent, s.Runner.ServeCommands)},
+			{Prefix: PrefixCommandsSecure, SigningNames: []string{SigningCommandsSecured, SigningCommands}, Service: s.guard(access.Agent, s.Runner.ServeCommands)},
 		},
 	}
 	mux := http.NewServeMux()
@@ -335,18 +333,6 @@ func (a authenticator) Authenticate(ctx context.Context, r *http.Request, body [
 		return awsjson.Caller{}, err
 	}
 	return awsjson.Caller{AccessKeyID: id.AccessKeyID, Account: id.Account, Region: id.Region, Principal: id.PrincipalARN, Service: id.Service}, nil
-}
-
-// serveCodeDeploy refuses instance keys: a host's key is only good for the
-// agent protocol.
-func (s *Server) serveCodeDeploy(ctx context.Context, op string, body []byte) (any, error) {
-	if name, err := s.API.InstanceOfCaller(ctx); err != nil {
-		return nil, err
-	} else if name != "" {
-		c, _ := awsjson.CallerFrom(ctx)
-		return nil, awsjson.Errorf("AccessDeniedException", "User: %s is not authorized to perform: codedeploy:%s (its key belongs to on-premises instance %s and is only valid for the agent protocol)", c.Principal, op, name)
-	}
-	return s.API.Serve(ctx, op, body)
 }
 
 // Sealer returns the box sealing secrets at rest (the CLI's GitHub tokens).

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/access"
+	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/audit"
+	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/keys"
+	"github.com/cutoverhq/cutover/internal/store"
+)
+
+// guard puts a service behind the access check of its family and records
+// the calls that change something in the audit log.
+func (s *Server) guard(svc access.Service, next awsjson.ServiceFunc) awsjson.ServiceFunc {
+	return func(ctx context.Context, op string, body []byte) (any, error) {
+		c, _ := awsjson.CallerFrom(ctx)
+		out, err := s.authorize(ctx, svc, c, op, body)
+		if err == nil {
+			out, err = next(ctx, op, body)
+		}
+		if audited(svc, op) {
+			s.record(ctx, svc, c, op, body, err)
+		}
+		return out, err
+	}
+}
+
+// authorize answers nil, nil when the caller's key allows the call.
+func (s *Server) authorize(ctx context.Context, svc access.Service, c awsjson.Caller, op string, body []byte) (any, error) {
+	k, err := s.Keys.Get(ctx, c.AccessKeyID)
+	if errors.Is(err, keys.ErrNotFound) {
+		// Revoked between the signature check and now.
+		return nil, &awsjson.Error{Type: "UnrecognizedClientException", Status: http.StatusForbidden,
+			Message: "The security token included in the request is invalid."}
+	}
+	if err != nil {
+		return nil, err
+	}
+	req := access.Request{Service: svc, Op: op, Principal: k.Arn, Account: k.Account, Region: c.Region}
+	switch svc {
+	case access.CodeDeploy:
+		if len(k.Applications) > 0 {
+			req.Resources, err = access.Resolve(ctx, op, body, func(ctx context.Context, id string) (string, string, bool, error) {
+				return s.Runner.DeploymentGroupOf(ctx, k.Account, c.Region, id)
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	case access.AdminAPI:
+		var in struct{ UserName string }
+		if json.Unmarshal(body, &in) == nil && in.UserName != "" {
+			req.Target = keys.UserArn(k.Account, in.UserName)
+		}
+	case access.Agent:
+		if k.Role == access.Host {
+			if req.Instance, err = s.API.InstanceOfCaller(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := access.Authorize(k.Grant, req); err != nil {
+		var d *access.Denied
+		if errors.As(err, &d) {
+			return nil, awsjson.Errorf("AccessDeniedException", "%s", d.Error())
+		}
+		return nil, err
+	}
+	return nil, nil
+}
+
+// audited reports the calls that change something: every admin call and
+// every CodeDeploy call but reads. The agent protocol's progress reports
+// are kept in the deployments themselves.
+func audited(svc access.Service, op string) bool {
+	switch svc {
+	case access.AdminAPI:
+		return true
+	case access.CodeDeploy:
+		return !access.IsRead(op)
+	}
+	return false
+}
+
+var servicePrefix = map[access.Service]string{access.CodeDeploy: "codedeploy:", access.AdminAPI: "cutover-admin:", access.Agent: "codedeploy-commands:"}
+
+func (s *Server) record(ctx context.Context, svc access.Service, c awsjson.Caller, op string, body []byte, callErr error) {
+	e := audit.Entry{
+		Time: s.cfg.Now(), AccessKeyID: c.AccessKeyID, Principal: c.Principal, Account: c.Account, Region: c.Region,
+		Operation: servicePrefix[svc] + op, Resources: access.Names(body), Source: awsjson.RemoteAddr(ctx),
+		Outcome: audit.Success, RequestID: awsjson.RequestID(ctx),
+	}
+	if callErr != nil {
+		var ae *awsjson.Error
+		if errors.As(callErr, &ae) {
+			e.Outcome, e.Message = ae.Type, ae.Message
+		} else {
+			e.Outcome = "InternalFailure"
+		}
+	}
+	// The call's own context may be gone (client hung up); the record of
+	// what it did must still be written.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := audit.Record(rctx, s.Store, e); err != nil {
+		s.log.ErrorContext(ctx, "audit record lost", "operation", e.Operation, "access_key", e.AccessKeyID, "err", err)
+	}
+}
+
+// initKeys ensures the environment's root key, gives keys stored before
+// roles existed their role, and warns about a revoked root key.
+func (s *Server) initKeys(ctx context.Context) error {
+	cfg := s.cfg
+	if cfg.RootAccessKeyID != "" || cfg.RootSecretAccessKey != "" {
+		if cfg.RootAccessKeyID == "" || cfg.RootSecretAccessKey == "" {
+			return errors.New("CUTOVER_ROOT_ACCESS_KEY_ID and CUTOVER_ROOT_SECRET_ACCESS_KEY must be set together")
+		}
+	}
+	changed, err := s.Keys.Migrate(ctx, migrateGrant)
+	if err != nil {
+		return fmt.Errorf("migrate access keys: %w", err)
+	}
+	for _, k := range changed {
+		s.log.Warn("access key given a role (stored before roles existed)", "access_key", k.AccessKeyID, "arn", k.Arn, "role", k.Role, "scope", k.Grant.String())
+	}
+	if cfg.RootAccessKeyID == "" {
+		return nil
+	}
+	st, err := s.Keys.EnsureRoot(ctx, cfg.RootAccount, cfg.RootAccessKeyID, cfg.RootSecretAccessKey)
+	if err != nil {
+		return err
+	}
+	if st.Revoked {
+		s.log.Warn("the root access key named by CUTOVER_ROOT_ACCESS_KEY_ID is revoked and stays revoked; remove it from the environment", "access_key", cfg.RootAccessKeyID)
+	}
+	if st.SecretMismatch {
+		s.log.Warn("CUTOVER_ROOT_SECRET_ACCESS_KEY differs from the stored root key's secret; the stored secret stays in force", "access_key", cfg.RootAccessKeyID)
+	}
+	return nil
+}
+
+// migrateGrant is the role of a key stored before roles existed, from what
+// it could do then: a key whose principal is the IAM ARN of an on-premises
+// instance was its agent's key, so it becomes a host key bound to that
+// instance (a deregistered one too: it then has no power left); any other
+// key was an administrator.
+func migrateGrant(ctx context.Context, tx store.Tx, k keys.Key) (access.Grant, error) {
+	region, name, ok, err := api.InstanceOfArn(ctx, tx, k.Account, k.Arn)
+	if err != nil {
+		return access.Grant{}, err
+	}
+	if ok {
+		return access.Grant{Role: access.Host, Region: region, Instance: name}, nil
+	}
+	return access.Grant{Role: access.Admin}, nil
+}
+
+// startAuditPruner deletes audit entries past the retention period at
+// start and then hourly, until Close.
+func (s *Server) startAuditPruner() {
+	keep := s.cfg.AuditRetention
+	if keep <= 0 {
+		keep = 90 * 24 * time.Hour
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n, err := audit.Prune(ctx, s.Store, s.cfg.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+				s.log.Warn("audit prune", "err", err)
+			} else if n > 0 {
+				s.log.Info("audit entries pruned", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
+}
