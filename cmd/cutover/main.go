@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
@@ -29,9 +28,11 @@ Usage:
   cutover dev [flags]            a server on an embedded default with a local agent, bucket and load balancer
   cutover agent [flags]          run the host agent
   cutover agent register [flags] create a key for this host, register and tag it, write the agent config
-  cutover keys create --user NAME [--account ID]
+  cutover keys create --user NAME --role ROLE [--applications A,A/G] [--regions R,R] [--account ID]
+                                 roles: admin, deployer, read-only, host (host: --instance NAME --region R)
   cutover keys list
   cutover keys revoke ACCESS_KEY_ID
+  cutover audit [--since T] [--until T] [--key ID] [--operation OP] [--outcome CODE] [--limit N] [--json]
   cutover github-token add --name NAME --token TOKEN [--account ID] [--region R]
   cutover fleet APPLICATION/GROUP  the instances a deployment group deploys to now
   cutover version                print the version, commit and build time
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAgent(ctx, args[1:], stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], stdout)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout)
 	case "github-token":
 		return runGitHubToken(ctx, args[1:], stdout)
 	case "fleet":
@@ -194,7 +197,7 @@ func openKeys(ctx context.Context, dataDir, database string) (*keys.Manager, fun
 }
 
 const keysUsage = `Usage:
-  cutover keys create --user NAME [--account ID] [flags]
+  cutover keys create --user NAME --role ROLE [--applications A,A/G] [--regions R,R] [--account ID] [flags]
   cutover keys list [flags]
   cutover keys revoke ACCESS_KEY_ID [flags]
 
@@ -227,10 +230,12 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("keys " + sub)
 	dataDir, database := storeFlags(s.fs)
 	var user, account *string
+	var grant grantOptions
 	switch sub {
 	case "create":
 		user = s.fs.String("user", "", "user name")
 		account = s.fs.String("account", keys.DefaultAccount, "12-digit account id")
+		grant = grantFlags(s.fs)
 	case "revoke":
 		s.args = "ACCESS_KEY_ID"
 	}
@@ -252,7 +257,12 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		if *user == "" {
 			return errors.New("keys create: --user is required")
 		}
-		c, err := m.Create(ctx, *user, *account)
+		g, err := grant.grant()
+		if err != nil {
+			return err
+		}
+		c, err := m.CreateKey(ctx, keys.Spec{User: *user, Account: *account, Grant: g})
+		auditLocal(ctx, m.Store, "CreateAccessKey", []string{"user:" + *user, "role:" + string(g.Role)}, err)
 		if err != nil {
 			return err
 		}
@@ -262,18 +272,11 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ACCESS KEY ID\tACCOUNT\tARN\tCREATED\tSTATUS")
-		for _, k := range list {
-			status := "active"
-			if k.Revoked {
-				status = "revoked"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.AccessKeyID, k.Account, k.Arn, k.Created.UTC().Format(time.RFC3339), status)
-		}
-		return tw.Flush()
+		return listKeys(stdout, list)
 	case "revoke":
-		return m.Revoke(ctx, s.pos[0])
+		err := m.Revoke(ctx, s.pos[0])
+		auditLocal(ctx, m.Store, "RevokeAccessKey", []string{"key:" + s.pos[0]}, err)
+		return err
 	}
 	return fmt.Errorf("keys: unknown subcommand %q", sub)
 }

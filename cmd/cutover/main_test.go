@@ -110,7 +110,7 @@ func TestServerTLSKeysWhileRunning(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	out, err := runOut(t, "keys", "create", "--user", "alice", "--account", "123456789012", "--data-dir", dataDir)
+	out, err := runOut(t, "keys", "create", "--user", "alice", "--role", "read-only", "--account", "123456789012", "--data-dir", dataDir)
 	if err != nil {
 		t.Fatal(out, err)
 	}
@@ -123,8 +123,21 @@ func TestServerTLSKeysWhileRunning(t *testing.T) {
 	if _, err := cd.ListApplications(context.Background(), &codedeploy.ListApplicationsInput{}); err != nil {
 		t.Fatalf("new key does not work at once: %v", err)
 	}
+	// The read-only key may read, not write.
+	_, err = cd.CreateApplication(context.Background(), &codedeploy.CreateApplicationInput{ApplicationName: aws.String("x")})
+	if err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("read-only key created an application: %v", err)
+	}
+	out, err = runOut(t, "audit", "--data-dir", dataDir, "--key", created.AccessKeyID)
+	if err != nil || !strings.Contains(out, "codedeploy:CreateApplication") || !strings.Contains(out, "AccessDeniedException") || !strings.Contains(out, "application:x") {
+		t.Fatalf("audit: %q %v", out, err)
+	}
+	out, err = runOut(t, "audit", "--data-dir", dataDir, "--operation", "cutover-admin:CreateAccessKey")
+	if err != nil || !strings.Contains(out, "user:alice") || !strings.Contains(out, "cli") {
+		t.Fatalf("audit of keys create: %q %v", out, err)
+	}
 	out, err = runOut(t, "keys", "list", "--data-dir", dataDir)
-	if err != nil || !strings.Contains(out, created.AccessKeyID) || !strings.Contains(out, "active") {
+	if err != nil || !strings.Contains(out, created.AccessKeyID) || !strings.Contains(out, "active") || !strings.Contains(out, "read-only") {
 		t.Fatalf("keys list: %q %v", out, err)
 	}
 	if out, err := runOut(t, "keys", "revoke", "--data-dir", dataDir, created.AccessKeyID); err != nil {
