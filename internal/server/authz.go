@@ -34,7 +34,7 @@ func (s *Server) guard(svc access.Service, next awsjson.ServiceFunc) awsjson.Ser
 
 // authorize answers nil, nil when the caller's key allows the call.
 func (s *Server) authorize(ctx context.Context, svc access.Service, c awsjson.Caller, op string, body []byte) (any, error) {
-	k, err := s.Keys.Get(ctx, c.AccessKeyID)
+	k, err := s.callerKey(ctx, c.AccessKeyID)
 	if errors.Is(err, keys.ErrNotFound) {
 		// Revoked between the signature check and now.
 		return nil, &awsjson.Error{Type: "UnrecognizedClientException", Status: http.StatusForbidden,
@@ -74,6 +74,38 @@ func (s *Server) authorize(ctx context.Context, svc access.Service, c awsjson.Ca
 		return nil, err
 	}
 	return nil, nil
+}
+
+// keyMemo holds the key record the signature check of a request read, so
+// that the access check of the same request does not read it again.
+type keyMemo struct {
+	key keys.Key
+	ok  bool
+}
+
+type keyMemoKey struct{}
+
+// withKeyMemo gives every request a keyMemo for lookupKey to fill.
+func withKeyMemo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyMemoKey{}, &keyMemo{})))
+	})
+}
+
+func rememberKey(ctx context.Context, k keys.Key) {
+	if m, ok := ctx.Value(keyMemoKey{}).(*keyMemo); ok {
+		m.key, m.ok = k, true
+		m.key.Sealed = ""
+	}
+}
+
+// callerKey returns the live key of the request: the record its
+// signature was checked against, else a fresh read.
+func (s *Server) callerKey(ctx context.Context, id string) (keys.Key, error) {
+	if m, ok := ctx.Value(keyMemoKey{}).(*keyMemo); ok && m.ok && m.key.AccessKeyID == id {
+		return m.key, nil
+	}
+	return s.Keys.Get(ctx, id)
 }
 
 // audited reports the calls that change something: every admin call and

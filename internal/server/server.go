@@ -213,7 +213,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	// The official agent's start-up check does GET / over TLS and accepts
 	// any status; everything else is the JSON protocol.
-	mux.Handle("/", h)
+	mux.Handle("/", withKeyMemo(h))
 	if err := s.openRevisions(); err != nil {
 		s.Close()
 		return nil, err
@@ -318,6 +318,7 @@ func (s *Server) lookupKey(ctx context.Context, id string) (sigv4.Credentials, e
 	if err != nil {
 		return sigv4.Credentials{}, err
 	}
+	rememberKey(ctx, k)
 	return sigv4.Credentials{AccessKeyID: id, SecretAccessKey: secret, Account: k.Account, PrincipalARN: k.Arn}, nil
 }
 
