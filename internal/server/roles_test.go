@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the matrix calls every operation, the deprecated ones included.
+
 package server_test
 
 import (
