@@ -44,13 +44,23 @@ func (s *Server) authorize(ctx context.Context, svc access.Service, c awsjson.Ca
 		return nil, err
 	}
 	req := access.Request{Service: svc, Op: op, Principal: k.Arn, Account: k.Account, Region: c.Region}
+	resolve := func() error {
+		var err error
+		req.Resources, err = access.Resolve(ctx, op, body, func(ctx context.Context, id string) (string, string, bool, error) {
+			return s.Runner.DeploymentGroupOf(ctx, k.Account, c.Region, id)
+		})
+		return err
+	}
 	switch svc {
 	case access.CodeDeploy:
+		// Only keys limited to applications need the resources to decide;
+		// for the others they only name the resource of a denial.
 		if len(k.Applications) > 0 {
-			req.Resources, err = access.Resolve(ctx, op, body, func(ctx context.Context, id string) (string, string, bool, error) {
-				return s.Runner.DeploymentGroupOf(ctx, k.Account, c.Region, id)
-			})
-			if err != nil {
+			if err := resolve(); err != nil {
+				return nil, err
+			}
+		} else if access.Authorize(k.Grant, req) != nil {
+			if err := resolve(); err != nil {
 				return nil, err
 			}
 		}
