@@ -175,7 +175,7 @@ func (m *Manager) EnsureRoot(ctx context.Context, acct, id, secret string) (Root
 		return RootState{}, err
 	}
 	var st RootState
-	err = m.Store.Update(ctx, func(tx store.Tx) error {
+	update := func(tx store.Tx) error {
 		st = RootState{}
 		b, err := tx.Get(ctx, kind, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -196,7 +196,12 @@ func (m *Manager) EnsureRoot(ctx context.Context, acct, id, secret string) (Root
 		}
 		st.SecretMismatch = string(stored) != sec
 		return nil
-	})
+	}
+	err = m.Store.Update(ctx, update)
+	if errors.Is(err, store.ErrExists) {
+		// Another replica sharing the database made it meanwhile.
+		err = m.Store.Update(ctx, update)
+	}
 	if err != nil {
 		return RootState{}, fmt.Errorf("root key: %w", err)
 	}
