@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -15,8 +16,11 @@ import (
 
 	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/agent/protocol"
+	"github.com/cutoverhq/cutover/internal/audit"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/model/commands"
+	"github.com/cutoverhq/cutover/internal/pgtest"
+	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
 	"github.com/cutoverhq/cutover/internal/store"
 )
@@ -235,5 +239,61 @@ func TestCreateAccessKeyRoles(t *testing.T) {
 	list, err := env.Server.Keys.List(ctx)
 	if err != nil || len(list) != 3 { // root, read-only, host
 		t.Fatalf("keys %d %v", len(list), err)
+	}
+}
+
+// On PostgreSQL, replicas share the keys: two starting at once with the
+// same root key both come up, a revocation holds across restarts, and the
+// audit log is shared.
+func TestKeysAndAuditOnPostgres(t *testing.T) {
+	url := pgtest.Start(t)
+	dir := t.TempDir()
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: dir, Database: url,
+		RootAccessKeyID: "AKIATESTROOT00000001", RootSecretAccessKey: "test-root-secret-key-0000000000000000000",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// The sealing key must exist before two replicas race to create it.
+	if _, err := server.OpenSealer(dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv, err := server.New(ctx, cfg)
+			if err == nil {
+				err = srv.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("replica start: %v", err)
+		}
+	}
+
+	env := servertest.Start(t, servertest.WithDatabase(url), servertest.WithDataDir(dir))
+	viewer, err := env.Server.Keys.CreateKey(ctx, keys.Spec{User: "viewer", Grant: access.Grant{Role: access.ReadOnly}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.NewClient(viewer.AccessKeyID, viewer.SecretAccessKey, env.Region).CreateApplication(ctx, &codedeploy.CreateApplicationInput{ApplicationName: aws.String("pg")})
+	wantDenied(t, err, "read-only CreateApplication")
+	if err := env.Server.Keys.Revoke(ctx, env.AccessKey); err != nil {
+		t.Fatal(err)
+	}
+	env2, logs := restart(t, env)
+	_, err = env2.Client.ListApplications(ctx, &codedeploy.ListApplicationsInput{})
+	checkAPIError(t, err, "UnrecognizedClientException", 403, "")
+	if !strings.Contains(logs.String(), "revoked") {
+		t.Errorf("no warning:\n%s", logs.String())
+	}
+	entries, err := audit.List(ctx, env2.Server.Store, audit.Filter{AccessKeyID: viewer.AccessKeyID})
+	if err != nil || len(entries) != 1 || entries[0].Outcome != "AccessDeniedException" || entries[0].Operation != "codedeploy:CreateApplication" {
+		t.Fatalf("audit %+v %v", entries, err)
 	}
 }
