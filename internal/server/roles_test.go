@@ -18,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/cutoverhq/cutover/internal/access"
+	"github.com/cutoverhq/cutover/internal/agent"
 	"github.com/cutoverhq/cutover/internal/agent/protocol"
 	"github.com/cutoverhq/cutover/internal/keys"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
@@ -679,4 +680,29 @@ func TestHostCommandsScopedByRegion(t *testing.T) {
 			t.Fatal("eu-west-1 key never got its command")
 		}
 	}
+}
+
+// `cutover agent register` (agent.Register) makes a host key bound to the
+// instance it registers, in the region it registers it in.
+func TestAgentRegisterMakesHostKey(t *testing.T) {
+	env := servertest.Start(t, shortPolls)
+	ctx := context.Background()
+	cfg, err := agent.Register(ctx, agent.RegisterRequest{Endpoint: env.URL, Region: env.Region, InstanceName: "web-7",
+		AdminCredentials: credentials.NewStaticCredentialsProvider(env.AccessKey, env.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := env.Server.Keys.Get(ctx, cfg.AWSAccessKeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Role != access.Host || k.Instance != "web-7" || k.Region != env.Region || k.Arn != cfg.IAMUserARN {
+		t.Fatalf("registered key %+v", k)
+	}
+	host := cfg.IAMUserARN
+	if _, err := agentClient(env, cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey, env.Region).PollHostCommand(ctx, &commands.PollHostCommandInput{HostIdentifier: &host}); err != nil {
+		t.Fatalf("poll: %v", err)
+	}
+	_, err = env.NewClient(cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey, env.Region).ListApplications(ctx, &codedeploy.ListApplicationsInput{})
+	wantDenied(t, err, "host key ListApplications")
 }
