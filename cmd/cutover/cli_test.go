@@ -23,6 +23,7 @@ func TestHelpTouchesNothing(t *testing.T) {
 		{"keys", "-h"}, {"keys", "--help"}, {"keys", "create", "-h"}, {"keys", "list", "--help"},
 		{"keys", "revoke", "-h"}, {"keys", "revoke", "AKIAEXAMPLE000000000", "-h"},
 		{"github-token", "-h"}, {"github-token", "add", "-h"},
+		{"audit", "-h"}, {"audit", "--key", "AKIAEXAMPLE000000000", "--help"},
 		{"version", "-h"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -52,7 +53,7 @@ func TestFlagsAnywhere(t *testing.T) {
 	data, other := filepath.Join(dir, "data"), filepath.Join(dir, "other")
 	env := []string{"CUTOVER_DATA_DIR=" + other}
 
-	r := runBin(t, env, "keys", "create", "--user", "ci", "--data-dir", data, "--account", "123456789012")
+	r := runBin(t, env, "keys", "create", "--user", "ci", "--data-dir", data, "--role", "deployer", "--account", "123456789012")
 	if r.code != 0 {
 		t.Fatalf("keys create: %d %s", r.code, r.stderr)
 	}

@@ -19,7 +19,7 @@ var resourceMembers = map[string]bool{
 	"applicationname": true, "newapplicationname": true, "applicationnames": true,
 	"deploymentgroupname": true, "currentdeploymentgroupname": true, "newdeploymentgroupname": true, "deploymentgroupnames": true,
 	"deploymentid": true, "deploymentids": true, "deploymentconfigname": true, "resourcearn": true,
-	"instancename": true, "instancenames": true, "tokenname": true, "externalid": true, "username": true,
+	"instancename": true, "instancenames": true, "tokenname": true, "externalid": true, "username": true, "accesskeyid": true,
 }
 
 // maxResolved bounds the names one request may make Resolve look up; no
@@ -210,5 +210,6 @@ func Names(body []byte) []string {
 	add("token:", f.all("tokenname")...)
 	add("externalId:", f.all("externalid")...)
 	add("user:", f.all("username")...)
+	add("key:", f.all("accesskeyid")...)
 	return out
 }
