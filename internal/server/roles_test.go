@@ -378,6 +378,10 @@ func TestPermissionMatrix(t *testing.T) {
 			if got := !denied(t, err, k.Arn, "iam:CreateAccessKey"); got != role.admin {
 				t.Errorf("CreateAccessKey: allowed %v, want %v (%v)", got, role.admin, err)
 			}
+			err = adminClient(env, k.AccessKeyID, k.SecretAccessKey, env.Region).Call(ctx, "DeleteAccessKey", map[string]string{"AccessKeyId": "AKIAMATRIXNONE000000"}, nil)
+			if got := !denied(t, err, k.Arn, "iam:DeleteAccessKey"); got != role.admin {
+				t.Errorf("DeleteAccessKey: allowed %v, want %v (%v)", got, role.admin, err)
+			}
 			ac := agentClient(env, k.AccessKeyID, k.SecretAccessKey, env.Region)
 			for _, tc := range agentCases() {
 				err := tc.call(ctx, ac, k.Arn)
