@@ -120,7 +120,12 @@ func Resolve(ctx context.Context, op string, body []byte, deployment DeploymentG
 	var out []Resource
 	groups := f.all("deploymentgroupname", "currentdeploymentgroupname", "newdeploymentgroupname", "deploymentgroupnames")
 	for _, app := range f.all("applicationname") {
-		if len(groups) == 0 {
+		switch {
+		case len(groups) == 0 && op == "ListDeployments":
+			// The deployments of every group of the application: only
+			// an entry reaching all of its groups may list them.
+			out = append(out, Resource{App: app, Group: "*"})
+		case len(groups) == 0:
 			out = append(out, Resource{App: app})
 		}
 		for _, g := range groups {
