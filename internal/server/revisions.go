@@ -2,12 +2,17 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 
+	"github.com/cutoverhq/cutover/internal/access"
+	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/revstore"
 	"github.com/cutoverhq/cutover/internal/sigv4"
+	"github.com/cutoverhq/cutover/internal/store"
 )
 
 // openRevisions opens the embedded revision store in <data-dir>/revisions,
@@ -33,21 +38,50 @@ func (s *Server) openRevisions() error {
 	return nil
 }
 
-// authorizeRevisions lets an on-premises instance's key read revisions (the
-// agent downloads bundles with it) but not change them, whatever region
-// the request was signed for.
+// authorizeRevisions decides by the key's declared role. Revisions are
+// shared by every application and region, so only an admin or deployer
+// key without limits may change them (a limited key could replace another
+// application's bundle); every other key may read them, a host key only
+// while its instance is registered with it (its agent downloads bundles).
 func (s *Server) authorizeRevisions(ctx context.Context, id sigv4.Identity, write bool) error {
-	if !write {
+	k, err := s.Keys.Get(ctx, id.AccessKeyID)
+	switch {
+	case errors.Is(err, keys.ErrNotFound) && s.cfg.Open:
+		// Open mode (cutover dev): an unknown key is the root admin.
 		return nil
-	}
-	name, err := s.API.InstanceOfPrincipal(ctx, id.Account, id.PrincipalARN)
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("looking up the caller: %w", err)
 	}
-	if name != "" {
-		return fmt.Errorf("the key of on-premises instance %s may only read revisions", name)
+	switch {
+	case k.Role == access.Host:
+		if write {
+			return fmt.Errorf("the host key of on-premises instance %s may only read revisions", k.Instance)
+		}
+		return s.hostRegistered(ctx, k)
+	case k.Role == access.ReadOnly:
+		if write {
+			return errors.New("a read-only key may only read revisions")
+		}
+	case k.Role == access.Admin, k.Role == access.Deployer:
+		if write && k.Narrowed() {
+			return errors.New("a key limited to applications or regions may only read revisions")
+		}
+	default:
+		return fmt.Errorf("a key of role %q has no access to revisions", k.Role)
 	}
 	return nil
+}
+
+// hostRegistered checks that a host key's instance is registered with the
+// key's principal.
+func (s *Server) hostRegistered(ctx context.Context, k keys.Key) error {
+	return s.Store.View(ctx, func(tx store.Tx) error {
+		in, err := api.LoadInstance(ctx, tx, k.Account, k.Region, k.Instance)
+		if err != nil || in.DeregisterTime != nil || in.IamUserArn == nil || *in.IamUserArn != k.Arn {
+			return fmt.Errorf("on-premises instance %s is not registered with this key", k.Instance)
+		}
+		return nil
+	})
 }
 
 // withRevisions sends S3 requests to the revision store and the rest to h.

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/cutoverhq/cutover/internal/access"
@@ -709,4 +710,65 @@ func TestAgentRegisterMakesHostKey(t *testing.T) {
 	}
 	_, err = env.NewClient(cfg.AWSAccessKeyID, cfg.AWSSecretAccessKey, env.Region).ListApplications(ctx, &codedeploy.ListApplicationsInput{})
 	wantDenied(t, err, "host key ListApplications")
+}
+
+// The embedded revision store decides by declared role too: any key reads,
+// only an admin or deployer key without limits writes, and a host key
+// reads only while its instance is registered with it.
+func TestRevisionStoreByRole(t *testing.T) {
+	f := newFixture(t)
+	env := f.env
+	ctx := context.Background()
+	admin := s3Client(env)
+	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("revs")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip"), Body: strings.NewReader("zip")}); err != nil {
+		t.Fatal(err)
+	}
+	as := func(k keys.Created) *s3.Client {
+		return s3.New(s3.Options{Region: env.Region, BaseEndpoint: aws.String(env.URL), UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(k.AccessKeyID, k.SecretAccessKey, ""), Retryer: aws.NopRetryer{}})
+	}
+	mk := func(g access.Grant) keys.Created {
+		k, err := env.Server.Keys.CreateKey(ctx, keys.Spec{User: "s3-user", Grant: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	cases := []struct {
+		name        string
+		key         keys.Created
+		read, write bool
+	}{
+		{"deployer", mk(access.Grant{Role: access.Deployer}), true, true},
+		{"read-only", mk(access.Grant{Role: access.ReadOnly}), true, false},
+		{"deployer limited to an application", mk(access.Grant{Role: access.Deployer, Applications: []string{mApp}}), true, false},
+		{"admin limited to a region", mk(access.Grant{Role: access.Admin, Regions: []string{env.Region}}), true, false},
+		{"host", f.host, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := as(tc.key)
+			_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip")})
+			if (err == nil) != tc.read {
+				t.Errorf("read: %v, want allowed %v", err, tc.read)
+			}
+			_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("revs"), Key: aws.String("b.zip"), Body: strings.NewReader("b")})
+			if (err == nil) != tc.write {
+				t.Errorf("write: %v, want allowed %v", err, tc.write)
+			}
+			if err != nil && servertest.ErrorCode(err) != "AccessDenied" {
+				t.Errorf("write refused with %v, want AccessDenied", err)
+			}
+		})
+	}
+	if _, err := env.Client.DeregisterOnPremisesInstance(ctx, &codedeploy.DeregisterOnPremisesInstanceInput{InstanceName: aws.String(mHost)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := as(f.host).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip")})
+	if servertest.ErrorCode(err) != "AccessDenied" {
+		t.Fatalf("deregistered host reads: %v", err)
+	}
 }
