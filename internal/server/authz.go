@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/access"
@@ -238,4 +239,107 @@ func (s *Server) startAuditPruner() {
 		}
 	}()
 	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// s3Operation names an S3 request that changes something, "" for reads.
+func s3Operation(r *http.Request) string {
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodPut:
+		switch {
+		case key == "":
+			return "CreateBucket"
+		case q.Has("partNumber"):
+			return "UploadPart"
+		case r.Header.Get("X-Amz-Copy-Source") != "":
+			return "CopyObject"
+		}
+		return "PutObject"
+	case http.MethodDelete:
+		switch {
+		case key == "" && bucket != "":
+			return "DeleteBucket"
+		case q.Has("uploadId"):
+			return "AbortMultipartUpload"
+		}
+		return "DeleteObject"
+	case http.MethodPost:
+		switch {
+		case q.Has("uploads"):
+			return "CreateMultipartUpload"
+		case q.Has("uploadId"):
+			return "CompleteMultipartUpload"
+		case q.Has("delete"):
+			return "DeleteObjects"
+		}
+		return "PostObject"
+	}
+	return ""
+}
+
+// auditS3 records the revision-store requests that changed something.
+// Only successful ones are kept: the signature of a refused S3 request is
+// not known to be valid here, and anyone could fill the log with them.
+func (s *Server) auditS3(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := s3Operation(r)
+		if op == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK // nothing written: net/http answers 200
+		}
+		if sw.status < 200 || sw.status > 299 {
+			return
+		}
+		// Credential=<key id>/<date>/<region>/s3/aws4_request
+		_, cred, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+		scope := strings.Split(strings.SplitN(cred, ",", 2)[0], "/")
+		e := audit.Entry{Time: s.cfg.Now(), AccessKeyID: scope[0], Operation: "s3:" + op,
+			Resources: []string{"s3:" + strings.TrimPrefix(r.URL.Path, "/")}, Source: r.RemoteAddr, Outcome: audit.Success}
+		if len(scope) > 2 {
+			e.Region = scope[2]
+		}
+		if len(e.Resources[0]) > 256 {
+			e.Resources[0] = e.Resources[0][:256]
+		}
+		ctx := context.WithoutCancel(r.Context())
+		if k, err := s.Keys.Get(ctx, e.AccessKeyID); err == nil {
+			e.Principal, e.Account = k.Arn, k.Account
+		} else if s.cfg.Open {
+			e.Principal, e.Account = "arn:aws:iam::"+s.cfg.RootAccount+":root", s.cfg.RootAccount
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := audit.Record(rctx, s.Store, e); err != nil {
+			s.log.ErrorContext(ctx, "audit record lost", "operation", e.Operation, "access_key", e.AccessKeyID, "err", err)
+		}
+	})
 }

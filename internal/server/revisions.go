@@ -89,9 +89,10 @@ func (s *Server) withRevisions(h http.Handler) http.Handler {
 	if s.Revisions == nil {
 		return h
 	}
+	revisions := s.auditS3(s.Revisions)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if revstore.IsS3Request(r) {
-			s.Revisions.ServeHTTP(w, r)
+			revisions.ServeHTTP(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)

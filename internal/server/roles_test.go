@@ -21,6 +21,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/agent"
 	"github.com/cutoverhq/cutover/internal/agent/protocol"
+	"github.com/cutoverhq/cutover/internal/audit"
 	"github.com/cutoverhq/cutover/internal/keys"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/model/commands"
@@ -764,10 +765,29 @@ func TestRevisionStoreByRole(t *testing.T) {
 			}
 		})
 	}
+	// The successful writes are in the audit log, reads and refusals not.
+	entries, err := audit.List(ctx, env.Server.Store, audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s3ops []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Operation, "s3:") {
+			s3ops = append(s3ops, e.AccessKeyID+" "+e.Operation+" "+strings.Join(e.Resources, ",")+" "+e.Principal)
+		}
+	}
+	want := []string{
+		env.AccessKey + " s3:CreateBucket s3:revs arn:aws:iam::000000000000:user/root",
+		env.AccessKey + " s3:PutObject s3:revs/a.zip arn:aws:iam::000000000000:user/root",
+		cases[0].key.AccessKeyID + " s3:PutObject s3:revs/b.zip arn:aws:iam::000000000000:user/s3-user",
+	}
+	if !slices.Equal(s3ops, want) {
+		t.Errorf("audit of S3 writes\n got %q\nwant %q", s3ops, want)
+	}
 	if _, err := env.Client.DeregisterOnPremisesInstance(ctx, &codedeploy.DeregisterOnPremisesInstanceInput{InstanceName: aws.String(mHost)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := as(f.host).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip")})
+	_, err = as(f.host).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip")})
 	if servertest.ErrorCode(err) != "AccessDenied" {
 		t.Fatalf("deregistered host reads: %v", err)
 	}
