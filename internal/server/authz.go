@@ -19,8 +19,12 @@ import (
 
 // guard puts a service behind the access check of its family and records
 // the calls that change something in the audit log.
-func (s *Server) guard(svc access.Service, next awsjson.ServiceFunc) awsjson.ServiceFunc {
+func (s *Server) guard(family access.Service, next awsjson.ServiceFunc) awsjson.ServiceFunc {
 	return func(ctx context.Context, op string, body []byte) (any, error) {
+		svc := family
+		if family == access.AdminAPI && adminReads[op] {
+			svc = access.CodeDeploy
+		}
 		c, _ := awsjson.CallerFrom(ctx)
 		out, err := s.authorize(ctx, svc, c, op, body)
 		if err == nil {
@@ -32,6 +36,11 @@ func (s *Server) guard(svc access.Service, next awsjson.ServiceFunc) awsjson.Ser
 		return out, err
 	}
 }
+
+// adminReads are the admin operations that only read CodeDeploy resources
+// (named by applicationName and deploymentGroupName): they are checked as
+// the CodeDeploy reads are, not as key management.
+var adminReads = map[string]bool{"GetDeploymentGroupFleet": true}
 
 // authorize answers nil, nil when the caller's key allows the call.
 func (s *Server) authorize(ctx context.Context, svc access.Service, c awsjson.Caller, op string, body []byte) (any, error) {

@@ -384,6 +384,12 @@ func TestPermissionMatrix(t *testing.T) {
 			if got := !denied(t, err, k.Arn, "iam:DeleteAccessKey"); got != role.admin {
 				t.Errorf("DeleteAccessKey: allowed %v, want %v (%v)", got, role.admin, err)
 			}
+			// The fleet view is a read of a deployment group.
+			err = adminClient(env, k.AccessKeyID, k.SecretAccessKey, env.Region).Call(ctx, "GetDeploymentGroupFleet",
+				map[string]string{"applicationName": mApp, "deploymentGroupName": mGroup}, nil)
+			if got, want := !denied(t, err, k.Arn, "codedeploy:GetDeploymentGroupFleet"), role.api(apiCase{read: true, narrow: true}); got != want {
+				t.Errorf("GetDeploymentGroupFleet: allowed %v, want %v (%v)", got, want, err)
+			}
 			ac := agentClient(env, k.AccessKeyID, k.SecretAccessKey, env.Region)
 			for _, tc := range agentCases() {
 				err := tc.call(ctx, ac, k.Arn)
