@@ -47,6 +47,7 @@ const (
 	CodeManualStop               = "MANUAL_STOP"
 	CodeTimeout                  = "TIMEOUT"
 	CodeInternal                 = "INTERNAL_ERROR"
+	CodeAlarmActive              = "ALARM_ACTIVE"
 )
 
 // MsgHealthConstraints is AWS's wire string for HEALTH_CONSTRAINTS.
@@ -253,6 +254,14 @@ type (
 	// Stop is StopDeployment. Rollback nil follows the deployment's
 	// autoRollbackConfiguration (DEPLOYMENT_STOP_ON_REQUEST).
 	Stop struct{ Rollback *bool }
+	// AlarmStop stops the deployment because an alarm fired (or its state
+	// could not be read and the configuration does not ignore that).
+	// Rollback follows autoRollbackConfiguration's
+	// DEPLOYMENT_STOP_ON_ALARM, which the caller knows.
+	AlarmStop struct {
+		Message  string
+		Rollback bool
+	}
 )
 
 // Action kinds returned by Step.
@@ -381,6 +390,8 @@ func Step(d *Deployment, cfg Config, ev any, now time.Time) ([]Action, error) {
 		}
 	case Stop:
 		s.stop(e.Rollback)
+	case AlarmStop:
+		s.alarmStop(e)
 	case Resumed:
 		for _, in := range d.Instances {
 			if c := in.Cmd; c != nil && c.Acked.IsZero() {
@@ -627,6 +638,26 @@ func (s *stepper) stop(rollback *bool) {
 	d.StartFailure = nil // stopped before it could fail: the stop wins
 	d.ErrorCode = CodeManualStop
 	d.ErrorMessage = "The deployment was stopped by a user request (StopDeployment)."
+	s.skipRemaining()
+}
+
+// alarmStop is a stop with ALARM_ACTIVE: like StopDeployment, work in
+// flight finishes and nothing more is scheduled.
+func (s *stepper) alarmStop(e AlarmStop) {
+	d := s.d
+	if d.Stopping {
+		return
+	}
+	if d.Status == StatusCreated || d.Status == StatusQueued {
+		d.Stopping, d.StopRollback = true, false
+		s.skipRemaining()
+		s.finish(StatusStopped, CodeAlarmActive, e.Message)
+		return
+	}
+	d.Stopping = true
+	d.StopRollback = e.Rollback
+	d.ErrorCode = CodeAlarmActive
+	d.ErrorMessage = e.Message
 	s.skipRemaining()
 }
 
