@@ -67,6 +67,9 @@ type Server struct {
 	// OnDeleteApplication removes an application's deployment records in
 	// DeleteApplication's transaction.
 	OnDeleteApplication func(ctx context.Context, tx store.Tx, account, region, app string) error
+	// Destinations, if set, refuses trigger topics and alarms the server
+	// does not know (Create/UpdateDeploymentGroup).
+	Destinations Destinations
 
 	callers callerCache
 	// InUse reports whether a custom deployment config is referenced by an

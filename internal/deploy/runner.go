@@ -99,6 +99,8 @@ type Config struct {
 	InstanceOf func(ctx context.Context) (string, error)
 	// Teardown is called when blue/green retires original instances.
 	Teardown func(ctx context.Context, t TeardownEvent) error
+	// Observer, if set, sees every committed step.
+	Observer Observer
 }
 
 // TeardownEvent describes original instances leaving a group's fleet.
@@ -421,6 +423,7 @@ func (r *Runner) apply(l *live, batch []*request) {
 	var reads []*request
 	errs := make([]error, len(batch))
 	events := 0
+	was := before(rec)
 	for i, req := range batch {
 		if req.read != nil {
 			reads = append(reads, req)
@@ -433,7 +436,7 @@ func (r *Runner) apply(l *live, batch []*request) {
 	}
 	var post []func()
 	if events > 0 {
-		if err := r.commit(ctx, rec, now, acts, &post); err != nil {
+		if err := r.commit(ctx, rec, was, now, acts, &post); err != nil {
 			// Nothing was written: go back to the committed state and report.
 			r.log.Error("commit deployment step", "deployment", l.id, "err", err)
 			_ = r.cfg.Store.View(ctx, func(tx store.Tx) error {
@@ -539,10 +542,11 @@ func (r *Runner) snapshot(id string) (*Record, bool) {
 // commit persists the record and the side records its decisions imply, in
 // one transaction. post collects work to run after the commit (starting a
 // rollback's loop).
-func (r *Runner) commit(ctx context.Context, rec *Record, now time.Time, acts []engine.Action, post *[]func()) error {
+func (r *Runner) commit(ctx context.Context, rec *Record, was Step, now time.Time, acts []engine.Action, post *[]func()) error {
 	var rollback *Record
+	var observed []func()
 	err := r.cfg.Store.Update(ctx, func(tx store.Tx) error {
-		rollback = nil
+		rollback, observed = nil, nil
 		for _, a := range acts {
 			switch a := a.(type) {
 			case engine.Traffic:
@@ -594,8 +598,14 @@ func (r *Runner) commit(ctx context.Context, rec *Record, now time.Time, acts []
 		if err := r.recordInstanceRevisions(ctx, tx, rec); err != nil {
 			return err
 		}
+		if err := r.observe(ctx, tx, was, rec, now, &observed); err != nil {
+			return err
+		}
 		return saveRecord(ctx, tx, rec, func(in *engine.Instance) bool { return !in.LastUpdated.Before(now) })
 	})
+	if err == nil {
+		*post = append(*post, observed...)
+	}
 	if err == nil && rollback != nil {
 		rb := rollback
 		*post = append(*post, func() { r.startLive(rb) })

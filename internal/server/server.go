@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/access"
+	"github.com/cutoverhq/cutover/internal/alarm"
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/engine"
 	"github.com/cutoverhq/cutover/internal/keys"
+	"github.com/cutoverhq/cutover/internal/metrics"
 	"github.com/cutoverhq/cutover/internal/revstore"
 	"github.com/cutoverhq/cutover/internal/secretbox"
 	"github.com/cutoverhq/cutover/internal/sigv4"
@@ -30,6 +32,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/store/postgres"
 	"github.com/cutoverhq/cutover/internal/store/sqlite"
 	"github.com/cutoverhq/cutover/internal/traffic"
+	"github.com/cutoverhq/cutover/internal/trigger"
 )
 
 // Target prefixes served on the one listener.
@@ -94,6 +97,15 @@ type Config struct {
 	S3AutoBucket bool
 	// AuditRetention is how long audit entries are kept; default 90 days.
 	AuditRetention time.Duration
+
+	// TriggersConfig maps SNS topic ARNs to webhooks (trigger.File);
+	// AlarmsConfig defines alarms (alarm.File). AlarmPollInterval, when
+	// set, overrides the file's pollInterval; TriggerBackoff the delivery
+	// retry schedule (tests).
+	TriggersConfig    string
+	AlarmsConfig      string
+	AlarmPollInterval time.Duration
+	TriggerBackoff    func(attempt int) time.Duration
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
@@ -142,6 +154,11 @@ type Server struct {
 	http      *http.Server
 	listener  net.Listener
 	closers   []func() error
+
+	Metrics   *metrics.Metrics
+	Triggers  *trigger.Notifier // nil without TriggersConfig
+	Alarms    *alarm.Monitor    // nil without AlarmsConfig
+	alarmFile *alarm.File
 }
 
 // New opens the store and builds the server; Start begins serving.
@@ -184,12 +201,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.API = api.New(st, sealer, cfg.Logger)
 	s.API.Now = cfg.Now
 	s.API.PageKey = pageKey
+	if err := s.observability(); err != nil {
+		s.Close()
+		return nil, err
+	}
 
 	if err := s.startRunner(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.startAuditPruner()
+	s.startObservers(ctx)
 
 	verifier := &sigv4.Verifier{
 		Keys:     sigv4.KeyLookupFunc(s.keyLookup()),
@@ -200,10 +222,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Auth:   authenticator{verifier},
 		Logger: cfg.Logger,
 		Routes: []awsjson.Route{
-			{Prefix: PrefixCodeDeploy, SigningNames: []string{SigningCodeDeploy}, Service: s.guard(access.CodeDeploy, s.API.Serve)},
+			{Prefix: PrefixCodeDeploy, SigningNames: []string{SigningCodeDeploy}, Service: s.instrument("codedeploy", s.guard(access.CodeDeploy, s.API.Serve))},
 			{Prefix: PrefixAdmin, SigningNames: []string{SigningCodeDeploy}, Service: s.guard(access.AdminAPI, s.serveAdmin)},
-			{Prefix: PrefixCommands, SigningNames: []string{SigningCommands, SigningCommandsSecured}, Service: s.guard(access.Agent, s.Runner.ServeCommands)},
-			{Prefix: PrefixCommandsSecure, SigningNames: []string{SigningCommandsSecured, SigningCommands}, Service: s.guard(access.Agent, s.Runner.ServeCommands)},
+			{Prefix: PrefixCommands, SigningNames: []string{SigningCommands, SigningCommandsSecured}, Service: s.instrument("commands", s.guard(access.Agent, s.Runner.ServeCommands))},
+			{Prefix: PrefixCommandsSecure, SigningNames: []string{SigningCommandsSecured, SigningCommands}, Service: s.instrument("commands", s.guard(access.Agent, s.Runner.ServeCommands))},
 		},
 	}
 	mux := http.NewServeMux()
@@ -211,6 +233,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", s.Metrics.Handler())
 	// The official agent's start-up check does GET / over TLS and accepts
 	// any status; everything else is the JSON protocol.
 	mux.Handle("/", withKeyMemo(h))
@@ -236,7 +259,7 @@ func (s *Server) startRunner(ctx context.Context) error {
 	var byName map[string]traffic.TargetGroupConfig
 	if len(tgs) > 0 {
 		var err error
-		mux, byName, err = buildRouters(tgs, s.log)
+		mux, byName, err = buildRouters(tgs, s.log, s.Metrics)
 		if err != nil {
 			return fmt.Errorf("traffic: %w", err)
 		}
@@ -278,6 +301,7 @@ func (s *Server) startRunner(ctx context.Context) error {
 		Pager: s.API, Spec: signer, Sealer: s.sealer,
 		InstanceOf: s.API.InstanceOfCaller,
 		Teardown:   teardown(cfg.TeardownCommand, cfg.TeardownWebhook, s.log),
+		Observer:   s.observer(),
 	})
 	s.API.Deployments = s.Runner
 	s.API.OnDeleteApplication = s.Runner.DeleteApplicationDeployments

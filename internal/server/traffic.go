@@ -85,7 +85,7 @@ func LoadTrafficFile(path string) ([]traffic.TargetGroupConfig, error) {
 }
 
 // buildRouters starts the routers of the configured target groups.
-func buildRouters(tgs []traffic.TargetGroupConfig, log *slog.Logger) (*traffic.Mux, map[string]traffic.TargetGroupConfig, error) {
+func buildRouters(tgs []traffic.TargetGroupConfig, log *slog.Logger, obs builtin.RequestObserver) (*traffic.Mux, map[string]traffic.TargetGroupConfig, error) {
 	mux := traffic.NewMux()
 	byName := map[string]traffic.TargetGroupConfig{}
 	var builtins, haproxies []traffic.TargetGroupConfig
@@ -106,7 +106,7 @@ func buildRouters(tgs []traffic.TargetGroupConfig, log *slog.Logger) (*traffic.M
 		}
 	}
 	if len(builtins) > 0 {
-		r, err := builtin.New(builtins, builtin.Options{Logger: log})
+		r, err := builtin.New(builtins, builtin.Options{Logger: log, Observer: obs})
 		if err != nil {
 			return nil, nil, err
 		}

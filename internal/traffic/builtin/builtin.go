@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/cutoverhq/cutover/internal/traffic"
 )
@@ -22,6 +23,15 @@ import (
 // Options tune a Router.
 type Options struct {
 	Logger *slog.Logger // default slog.Default()
+	// Observer, if set, sees every proxied attempt (metrics).
+	Observer RequestObserver
+}
+
+// RequestObserver sees each attempt to send a request to a backend: code is
+// the response status, or 0 when the attempt failed without a response; d
+// is the time to the response headers.
+type RequestObserver interface {
+	ObserveRequest(targetGroup, backend string, code int, d time.Duration)
 }
 
 // Router serves target groups with the builtin load balancer.
@@ -53,7 +63,7 @@ func New(cfgs []traffic.TargetGroupConfig, opts Options) (*Router, error) {
 			r.Close()
 			return nil, fmt.Errorf("builtin: target group %q configured twice", c.Name)
 		}
-		g, err := startGroup(c, log.With("target_group", c.Name))
+		g, err := startGroup(c, log.With("target_group", c.Name), opts.Observer)
 		if err != nil {
 			r.Close()
 			return nil, err

@@ -40,10 +40,11 @@ type group struct {
 	conns  connSet // tcp mode: client connections, cut at close
 
 	health *http.Client
-	out    outage // no member to send to: what has been logged of it
+	out    outage          // no member to send to: what has been logged of it
+	obs    RequestObserver // nil: none
 }
 
-func startGroup(cfg traffic.TargetGroupConfig, log *slog.Logger) (*group, error) {
+func startGroup(cfg traffic.TargetGroupConfig, log *slog.Logger, obs RequestObserver) (*group, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("builtin: target group %q: %w", cfg.Name, err)
@@ -56,6 +57,7 @@ func startGroup(cfg traffic.TargetGroupConfig, log *slog.Logger) (*group, error)
 		members: make(map[string]*member),
 		ctx:     ctx,
 		cancel:  cancel,
+		obs:     obs,
 		health: &http.Client{
 			// A fresh connection per check also proves the backend accepts
 			// connections, and leaves nothing to clean up on removal.

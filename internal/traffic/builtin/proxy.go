@@ -63,7 +63,15 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			break
 		}
 		req.URL.Host = m.addr
+		start := time.Now()
 		resp, err := m.transport.RoundTrip(req)
+		if g.obs != nil {
+			code := 0
+			if err == nil {
+				code = resp.StatusCode
+			}
+			g.obs.ObserveRequest(g.cfg.Name, m.addr, code, time.Since(start))
+		}
 		if err == nil {
 			g.served()
 			resp.Body = &memberBody{ReadCloser: resp.Body, m: m}
