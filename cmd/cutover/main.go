@@ -35,6 +35,7 @@ Usage:
   cutover audit [--since T] [--until T] [--key ID] [--operation OP] [--outcome CODE] [--limit N] [--json]
   cutover github-token add --name NAME --token TOKEN [--account ID] [--region R]
   cutover fleet APPLICATION/GROUP  the instances a deployment group deploys to now
+  cutover deliveries [DEPLOYMENT_ID] [--limit N]   trigger notification delivery log
   cutover version                print the version, commit and build time
 
 Flags may come before or after arguments. Every flag can also be set as
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKeys(ctx, args[1:], stdout)
 	case "audit":
 		return runAudit(ctx, args[1:], stdout)
+	case "deliveries":
+		return runDeliveries(ctx, args[1:], stdout)
 	case "github-token":
 		return runGitHubToken(ctx, args[1:], stdout)
 	case "fleet":
@@ -104,6 +107,7 @@ type serverFlags struct {
 	logFormat                                            string
 	rootAccount                                          string
 	s3                                                   s3Flags
+	observe                                              observeFlags
 }
 
 func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault string) {
@@ -126,6 +130,7 @@ func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault st
 	fs.DurationVar(&f.eventTimeout, "event-timeout", 65*time.Minute, "fail a lifecycle event not completed this long after the agent acknowledged it")
 	fs.DurationVar(&f.pollWait, "poll-wait", 40*time.Second, "longest PollHostCommand long-poll (agents time out at 80 s)")
 	f.s3.declare(fs)
+	f.observe.declare(fs)
 }
 
 func (f *serverFlags) config(logger *slog.Logger) server.Config {
@@ -151,6 +156,7 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 		SpecKey:             f.specKey,
 	}
 	f.s3.apply(&c)
+	f.observe.apply(&c)
 	return c
 }
 
