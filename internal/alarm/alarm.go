@@ -156,6 +156,11 @@ func (m *Monitor) check(ctx context.Context, id string, states map[string]state)
 	if s := rec.Engine.Status; s != engine.StatusInProgress && s != engine.StatusReady || rec.Engine.Stopping {
 		return nil
 	}
+	if ri := rec.RollbackInfo; ri != nil && ri.RollbackTriggeringDeploymentId != nil {
+		// A rollback is the remedy for the alarm that is likely still
+		// firing: stopping it would leave the fleet half rolled back.
+		return nil
+	}
 	ac := rec.OverrideAlarm
 	if ac == nil {
 		var g *cd.DeploymentGroupInfo
