@@ -30,9 +30,7 @@ func TestAlarmStop(t *testing.T) {
 			if err := w.step(AlarmStop{Message: "alarm a1 fired", Rollback: tc.rollback}); err != nil {
 				t.Fatal(err)
 			}
-			for _, a := range w.held {
-				w.queue = append(w.queue, a)
-			}
+			w.queue = append(w.queue, w.held...)
 			w.held, w.hold = nil, func(string, string) bool { return false }
 			w.drain()
 			if d.Status != StatusStopped || d.ErrorCode != tc.wantCode || d.RollbackWanted != tc.wantRollback {

@@ -176,9 +176,10 @@ func TestTriggersDeliver(t *testing.T) {
 
 	id := deployOnce(t, env, s3)
 	// all: DeploymentStart, InstanceStart, InstanceSuccess, DeploymentSuccess; chat: DeploymentSuccess.
-	got := rcv.waitFor(t, 5)
+	rcv.waitFor(t, 5)
 	time.Sleep(300 * time.Millisecond)
-	if got = rcv.received(); len(got) != 5 {
+	got := rcv.received()
+	if len(got) != 5 {
 		t.Fatalf("received %d notifications, want exactly 5", len(got))
 	}
 	events := map[string]map[string]any{}
@@ -311,9 +312,10 @@ func TestTriggersSurviveRestart(t *testing.T) {
 
 	rcv.setDown(false)
 	env2 := servertest.Start(t, withTriggers(cfg), servertest.WithDataDir(dir))
-	got := rcv.waitFor(t, 5)
+	rcv.waitFor(t, 5)
 	time.Sleep(300 * time.Millisecond)
-	if got = rcv.received(); len(got) != 5 {
+	got := rcv.received()
+	if len(got) != 5 {
 		t.Fatalf("received %d notifications after the restart, want exactly 5", len(got))
 	}
 	log, err := env2.Server.Triggers.Deliveries(ctx, id, 0)
