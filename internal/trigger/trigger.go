@@ -34,7 +34,7 @@ import (
 // Store kinds owned by this package.
 const (
 	kindDelivery = "tdelivery" // deploymentID/seq -> Delivery
-	kindPending  = "tpending"  // seq/deliveryKey -> "" (due deliveries, oldest first)
+	kindPending  = "tpending"  // deliveryKey -> next attempt (RFC 3339): deliveries not yet final
 	kindOnce     = "tonce"     // deploymentID/event/instance/trigger -> deliveryKey
 )
 
@@ -220,7 +220,13 @@ func (n *Notifier) record(ctx context.Context, tx store.Tx, st deploy.Step, o oc
 	if err := putDelivery(ctx, tx, &d); err != nil {
 		return false, err
 	}
-	return true, tx.Put(ctx, kindPending, key, nil)
+	return true, putPending(ctx, tx, &d)
+}
+
+// putPending indexes a delivery still owed with its next attempt, so the
+// worker skips those not due without a write transaction.
+func putPending(ctx context.Context, tx store.Tx, d *Delivery) error {
+	return tx.Put(ctx, kindPending, d.Key, []byte(d.NextAttempt.UTC().Format(time.RFC3339Nano)))
 }
 
 func putDelivery(ctx context.Context, tx store.Tx, d *Delivery) error {
@@ -343,21 +349,27 @@ func (n *Notifier) pass(ctx context.Context) (time.Time, error) {
 	var next time.Time
 	after := ""
 	for {
-		var keys []string
+		var items []store.Item
 		err := n.cfg.Store.View(ctx, func(tx store.Tx) error {
-			items, err := tx.Scan(ctx, kindPending, "", after, 256)
-			for _, it := range items {
-				keys = append(keys, it.Key)
-			}
+			var err error
+			items, err = tx.Scan(ctx, kindPending, "", after, 256)
 			return err
 		})
-		if err != nil || len(keys) == 0 {
+		if err != nil || len(items) == 0 {
 			return next, err
 		}
-		after = keys[len(keys)-1]
-		for _, k := range keys {
+		after = items[len(items)-1].Key
+		now := n.cfg.Now()
+		for _, it := range items {
 			if ctx.Err() != nil {
 				return next, nil
+			}
+			k := it.Key
+			if due, err := time.Parse(time.RFC3339Nano, string(it.Value)); err == nil && due.After(now) {
+				if next.IsZero() || due.Before(next) {
+					next = due
+				}
+				continue
 			}
 			due, err := n.attempt(ctx, k)
 			if err != nil {
@@ -437,7 +449,7 @@ func (n *Notifier) attempt(ctx context.Context, key string) (time.Time, error) {
 			_, err := tx.Delete(ctx, kindPending, key)
 			return err
 		}
-		return nil
+		return putPending(ctx, tx, &d)
 	})
 	return d.NextAttempt, err
 }
