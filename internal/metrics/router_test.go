@@ -59,7 +59,9 @@ func TestRouterMetrics(t *testing.T) {
 	if resp, err := http.Get("http://" + addr.String() + "/"); err == nil {
 		resp.Body.Close()
 	}
-	srvErr := func(s scrape) float64 { return s.value("cutover_router_errors_total", "target_group", "web", "backend", closed) }
+	srvErr := func(s scrape) float64 {
+		return s.value("cutover_router_errors_total", "target_group", "web", "backend", closed)
+	}
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
