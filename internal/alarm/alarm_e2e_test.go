@@ -213,6 +213,12 @@ func TestAlarmStopsDeployment(t *testing.T) {
 		AlarmConfiguration: &cdtypes.AlarmConfiguration{Enabled: true, Alarms: []cdtypes.Alarm{{Name: aws.String("nope")}}},
 	})
 	servertest.WantError(t, err, "InvalidAlarmConfigException")
+	_, err = env.Client.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{
+		ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("web"),
+		Revision:                   f.s3.UploadRevision(t, "bundles", "unused.tgz", servertest.HookBundle(t, nil)),
+		OverrideAlarmConfiguration: &cdtypes.AlarmConfiguration{Enabled: true, Alarms: []cdtypes.Alarm{{Name: aws.String("nope")}}},
+	})
+	servertest.WantError(t, err, "InvalidAlarmConfigException")
 
 	// A quiet alarm lets a deployment through (it lasts over 2 polls).
 	v1 := f.deploy(t, "web", map[string]string{"AfterInstall": "sleep 1.2\n"})

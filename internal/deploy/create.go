@@ -74,6 +74,11 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 	if err := checkAlarms(in.OverrideAlarmConfiguration); err != nil {
 		return nil, err
 	}
+	if d := r.cfg.Destinations; d != nil {
+		if err := d.CheckAlarms(in.OverrideAlarmConfiguration); err != nil {
+			return nil, err
+		}
+	}
 	account, region := caller(ctx)
 	now := r.now()
 	id := newDeploymentID()

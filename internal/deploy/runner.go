@@ -101,6 +101,9 @@ type Config struct {
 	Teardown func(ctx context.Context, t TeardownEvent) error
 	// Observer, if set, sees every committed step.
 	Observer Observer
+	// Destinations, if set, refuses override alarms the server does not
+	// define (CreateDeployment).
+	Destinations api.Destinations
 }
 
 // TeardownEvent describes original instances leaving a group's fleet.

@@ -299,9 +299,10 @@ func (s *Server) startRunner(ctx context.Context) error {
 		Store: s.Store, Logger: s.log, Now: cfg.Now, Engine: ecfg,
 		Traffic: mux, TargetGroups: byName, PollWait: cfg.PollWait,
 		Pager: s.API, Spec: signer, Sealer: s.sealer,
-		InstanceOf: s.API.InstanceOfCaller,
-		Teardown:   teardown(cfg.TeardownCommand, cfg.TeardownWebhook, s.log),
-		Observer:   s.observer(),
+		InstanceOf:   s.API.InstanceOfCaller,
+		Teardown:     teardown(cfg.TeardownCommand, cfg.TeardownWebhook, s.log),
+		Observer:     s.observer(),
+		Destinations: destinations{s},
 	})
 	s.API.Deployments = s.Runner
 	s.API.OnDeleteApplication = s.Runner.DeleteApplicationDeployments
