@@ -328,3 +328,69 @@ func TestTriggersSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggersOnFailure: a failing hook delivers DeploymentFailure with the
+// error information and InstanceFailure with the failed event.
+func TestTriggersOnFailure(t *testing.T) {
+	rcv := newReceiver(t)
+	env := servertest.Start(t, withTriggers(writeConfig(t, rcv.srv.URL)))
+	s3 := servertest.StartS3(t, "bundles")
+	env.StartAgent(t, "web-1", map[string]string{"role": "web"}, s3.URL)
+	env.SetupGroup(t, "app", "web", "CodeDeployDefault.AllAtOnce", "role", "web", func(in *codedeploy.CreateDeploymentGroupInput) {
+		in.TriggerConfigurations = []cdtypes.TriggerConfig{{TriggerName: aws.String("failures"), TriggerTargetArn: aws.String(topicAll),
+			TriggerEvents: []cdtypes.TriggerEventType{"DeploymentFailure", "InstanceFailure"}}}
+	})
+	rev := s3.UploadRevision(t, "bundles", "bad.tgz", servertest.HookBundle(t, map[string]string{"AfterInstall": "echo broken >&2\nexit 3\n"}))
+	out, err := env.Client.CreateDeployment(context.Background(), &codedeploy.CreateDeploymentInput{ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("web"), Revision: rev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := env.WaitStatus(t, aws.ToString(out.DeploymentId), 30*time.Second, cdtypes.DeploymentStatusSucceeded, cdtypes.DeploymentStatusFailed); info.Status != cdtypes.DeploymentStatusFailed {
+		t.Fatalf("deployment %s", info.Status)
+	}
+	rcv.waitFor(t, 2)
+	time.Sleep(300 * time.Millisecond)
+	got := rcv.received()
+	if len(got) != 2 {
+		t.Fatalf("received %d notifications, want 2", len(got))
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		var env trigger.Envelope
+		if err := json.Unmarshal(r.body, &env); err != nil {
+			t.Fatal(err)
+		}
+		var msg struct {
+			Status           string
+			InstanceStatus   string
+			ErrorInformation *struct{ ErrorCode, ErrorMessage string }
+			LifecycleEvents  []struct{ LifecycleEvent, LifecycleEventStatus string }
+		}
+		if err := json.Unmarshal([]byte(env.Message), &msg); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case msg.Status == "Failed":
+			seen["deployment"] = true
+			if msg.ErrorInformation == nil || msg.ErrorInformation.ErrorCode == "" || msg.ErrorInformation.ErrorMessage == "" {
+				t.Errorf("DeploymentFailure without errorInformation: %s", env.Message)
+			}
+		case msg.InstanceStatus == "Failed":
+			seen["instance"] = true
+			failed := ""
+			for _, e := range msg.LifecycleEvents {
+				if e.LifecycleEventStatus == "Failed" {
+					failed = e.LifecycleEvent
+				}
+			}
+			if failed != "AfterInstall" {
+				t.Errorf("InstanceFailure's failed event %q, want AfterInstall: %s", failed, env.Message)
+			}
+		default:
+			t.Errorf("unexpected message %s", env.Message)
+		}
+	}
+	if !seen["deployment"] || !seen["instance"] {
+		t.Fatalf("got %v", seen)
+	}
+}
