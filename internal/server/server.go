@@ -233,7 +233,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", s.Metrics.Handler())
 	// The official agent's start-up check does GET / over TLS and accepts
 	// any status; everything else is the JSON protocol.
 	mux.Handle("/", withKeyMemo(h))
@@ -241,7 +240,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.handler = s.withRevisions(mux)
+	s.handler = s.withMetrics(s.withRevisions(mux))
 	return s, nil
 }
 
