@@ -62,11 +62,12 @@ func occurrences(st deploy.Step) []occurrence {
 		if from == in.Status {
 			continue
 		}
+		// Group commit can take a target from Pending to its end in one
+		// step: it still started.
+		if (from == engine.Pending || from == "") && in.Status != engine.Pending && in.Status != engine.Skipped {
+			out = append(out, occurrence{InstanceStart, i})
+		}
 		switch in.Status {
-		case engine.InProgress:
-			if from == engine.Pending || from == "" {
-				out = append(out, occurrence{InstanceStart, i})
-			}
 		case engine.Succeeded:
 			out = append(out, occurrence{InstanceSuccess, i})
 		case engine.Failed:
