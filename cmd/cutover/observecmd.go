@@ -32,20 +32,25 @@ func (f *observeFlags) apply(c *server.Config) {
 // runDeliveries lists the trigger delivery log from the server's store.
 func runDeliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	s := newSettings("deliveries")
+	s.args = "[DEPLOYMENT_ID]"
 	dataDir, database := storeFlags(s.fs)
 	limit := s.fs.Int("limit", 100, "most deliveries to list")
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	if s.fs.NArg() > 1 {
+	if len(s.pos) > 1 {
 		return errors.New("deliveries: give at most one deployment id")
+	}
+	id := ""
+	if len(s.pos) == 1 {
+		id = s.pos[0]
 	}
 	st, err := server.OpenStore(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ds, err := trigger.Deliveries(ctx, st, s.fs.Arg(0), *limit)
+	ds, err := trigger.Deliveries(ctx, st, id, *limit)
 	if err != nil {
 		return err
 	}
