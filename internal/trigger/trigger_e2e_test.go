@@ -105,7 +105,9 @@ var allEvents = []string{"DeploymentStart", "DeploymentSuccess", "DeploymentFail
 func withTriggers(path string) servertest.Option {
 	return func(c *server.Config) {
 		c.TriggersConfig = path
-		c.TriggerBackoff = func(int) time.Duration { return 100 * time.Millisecond }
+		// Quick, but the 12 attempts span ~17 s, so a slow machine does
+		// not exhaust them before the restart test restarts the server.
+		c.TriggerBackoff = func(n int) time.Duration { return min(100*time.Millisecond<<min(n-1, 10), 2*time.Second) }
 	}
 }
 
