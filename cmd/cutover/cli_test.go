@@ -41,6 +41,9 @@ func TestHelpTouchesNothing(t *testing.T) {
 			if len(entries) != 0 {
 				t.Fatalf("-h created %v in %s", entries, dir)
 			}
+			if out := r.stdout + r.stderr; args[0] == "server" && !strings.Contains(out, "keys create --user admin --role admin") {
+				t.Fatalf("server usage does not say where the first admin key comes from: %q", out)
+			}
 		})
 	}
 }

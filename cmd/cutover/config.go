@@ -30,6 +30,8 @@ type settings struct {
 	args string
 	// pos are the positional arguments, wherever they stood among the flags.
 	pos []string
+	// about, when set, is printed between the usage line and the flags.
+	about string
 }
 
 func newSettings(name string) *settings {
@@ -46,7 +48,11 @@ func (s *settings) usage() {
 	if s.args != "" {
 		line += " " + s.args
 	}
-	fmt.Fprintf(w, "Usage: %s\n\nFlags may come before or after the arguments. Each can also be set as\nCUTOVER_<FLAG> (upper case, - as _) in the environment or as a key of --config.\n\n", line)
+	fmt.Fprintf(w, "Usage: %s\n\n", line)
+	if s.about != "" {
+		fmt.Fprintf(w, "%s\n\n", s.about)
+	}
+	fmt.Fprintf(w, "Flags may come before or after the arguments. Each can also be set as\nCUTOVER_<FLAG> (upper case, - as _) in the environment or as a key of --config.\n\n")
 	s.fs.PrintDefaults()
 }
 

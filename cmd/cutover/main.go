@@ -162,6 +162,7 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 
 func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	s := newSettings("server")
+	s.about = serverAbout
 	var f serverFlags
 	f.declare(s.fs, "127.0.0.1:8443", "/var/lib/cutover")
 	if err := s.parse(args); err != nil {
@@ -315,3 +316,11 @@ func runGitHubToken(ctx context.Context, args []string, stdout io.Writer) error 
 	fmt.Fprintf(stdout, "added GitHub token %q\n", *name)
 	return nil
 }
+
+// serverAbout answers the first question after start-up: where the first
+// administrator key comes from.
+const serverAbout = `The first administrator key: on this host, while or before the server runs,
+  cutover keys create --user admin --role admin --data-dir DIR   (SQLite in DIR)
+  cutover keys create --user admin --role admin --database URL   (PostgreSQL, from anywhere)
+prints a new key once. Or set CUTOVER_ROOT_ACCESS_KEY_ID and CUTOVER_ROOT_SECRET_ACCESS_KEY:
+that key is created as an admin of --root-account when absent (never re-created once revoked).`
