@@ -105,88 +105,140 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Id
 // verify is Verify and VerifyS3: s3 selects S3's rules for the payload hash
 // and the canonical URI.
 func (v *Verifier) verify(ctx context.Context, r *http.Request, body []byte, s3 bool) (Identity, error) {
+	p, err := v.begin(ctx, r, s3)
+	if err != nil {
+		return Identity{}, err
+	}
+	return p.Finish(body)
+}
+
+// Pending is a request whose headers passed every check that does not need
+// the body: the Authorization header's form, the credential scope, the date
+// and its skew, and the access key. Finish completes the verification.
+type Pending struct {
+	v       *Verifier
+	r       *http.Request
+	a       authorization
+	uris    []string
+	stamp   string
+	query   string
+	creds   Credentials
+	claimed string // X-Amz-Content-Sha256, if sent
+	s3      bool   // the payload hash is claimed, not computed (S3 rules)
+}
+
+// Begin checks everything the headers of r can prove before its body is
+// read, so that a server can refuse an unknown key, a foreign scope or a
+// stale date without reading (or buffering) the body at all. The signature
+// itself covers the payload hash, so Finish needs the body. Errors are as
+// for Verify.
+func (v *Verifier) Begin(ctx context.Context, r *http.Request) (*Pending, error) {
+	return v.begin(ctx, r, false)
+}
+
+// begin is Begin, and for s3 the first step of VerifyS3: S3's rules for the
+// payload hash and the canonical URI.
+func (v *Verifier) begin(ctx context.Context, r *http.Request, s3 bool) (*Pending, error) {
 	if v.Keys == nil || len(v.Services) == 0 {
-		return Identity{}, errors.New("sigv4: Verifier needs Keys and Services")
+		return nil, errors.New("sigv4: Verifier needs Keys and Services")
 	}
 
 	authz := r.Header.Values("Authorization")
 	if len(authz) == 0 {
 		q := r.URL.Query()
 		if q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential") || q.Has("X-Amz-Algorithm") {
-			return Identity{}, incomplete("Query-string (presigned) authentication is not supported by this service; sign the request with an Authorization header.")
+			return nil, incomplete("Query-string (presigned) authentication is not supported by this service; sign the request with an Authorization header.")
 		}
-		return Identity{}, missingToken()
+		return nil, missingToken()
 	}
 	if len(authz) > 1 {
-		return Identity{}, incomplete("Request has more than one Authorization header.")
+		return nil, incomplete("Request has more than one Authorization header.")
 	}
 	a, aerr := parseAuthorization(authz[0])
 	if aerr != nil {
-		return Identity{}, aerr
+		return nil, aerr
 	}
 
 	reqTime, stamp, dateHeader, aerr := requestTime(r)
 	if aerr != nil {
-		return Identity{}, aerr
+		return nil, aerr
 	}
 	// Unsigned Host or date headers would let a captured request be replayed
 	// to another host or at another time, so both must be covered.
 	if !slices.Contains(a.signedHeaders, "host") {
-		return Identity{}, incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+		return nil, incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 	}
 	if !slices.Contains(a.signedHeaders, dateHeader) {
-		return Identity{}, incomplete("'%s' must be a 'SignedHeader' in the AWS Authorization.", canonicalName(dateHeader))
+		return nil, incomplete("'%s' must be a 'SignedHeader' in the AWS Authorization.", canonicalName(dateHeader))
 	}
 
 	if !slices.Contains(v.Services, a.service) {
-		return Identity{}, invalidSignature("Credential should be scoped to correct service: '%s'. ", v.Services[0])
+		return nil, invalidSignature("Credential should be scoped to correct service: '%s'. ", v.Services[0])
 	}
 	if day := reqTime.Format(shortDateFormat); a.date != day {
-		return Identity{}, invalidSignature("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
+		return nil, invalidSignature("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			a.date, day, canonicalName(dateHeader))
 	}
 	if err := v.checkSkew(reqTime); err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 
-	// The payload hash is recomputed from the body rather than trusted from
-	// X-Amz-Content-Sha256. UNSIGNED-PAYLOAD is refused: for a JSON API the
-	// body is the whole request, and leaving it unsigned would let anyone on
-	// the path rewrite it.
-	var payloadHash string
-	uris := canonicalURIs
+	p := &Pending{v: v, r: r, a: a, stamp: stamp, s3: s3}
 	if s3 {
-		if payloadHash, aerr = s3PayloadHash(r); aerr != nil {
-			return Identity{}, aerr
+		if p.claimed, aerr = s3PayloadHash(r); aerr != nil {
+			return nil, aerr
 		}
-		uris = s3CanonicalURIs
+		p.uris = s3CanonicalURIs(r)
 	} else {
-		payloadHash = sha256Hex(body)
-		if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != payloadHash {
-			if claimed == unsignedPayload {
-				return Identity{}, invalidSignature("UNSIGNED-PAYLOAD is not accepted by this service; the request body must be signed.")
-			}
-			return Identity{}, invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
+		// UNSIGNED-PAYLOAD is refused: for a JSON API the body is the whole
+		// request, and leaving it unsigned would let anyone on the path
+		// rewrite it.
+		p.claimed = r.Header.Get("X-Amz-Content-Sha256")
+		if p.claimed == unsignedPayload {
+			return nil, invalidSignature("UNSIGNED-PAYLOAD is not accepted by this service; the request body must be signed.")
 		}
+		p.uris = canonicalURIs(r)
 	}
 
 	query, err := canonicalQuery(r.URL.RawQuery)
 	if err != nil {
-		return Identity{}, invalidSignature("The query string is not correctly encoded: %v", err)
+		return nil, invalidSignature("The query string is not correctly encoded: %v", err)
 	}
+	p.query = query
 
 	creds, err := v.Keys.LookupKey(ctx, a.accessKeyID)
 	switch {
 	case errors.Is(err, ErrUnknownKey):
-		return Identity{}, unrecognized()
+		return nil, unrecognized()
 	case err != nil:
-		return Identity{}, fmt.Errorf("sigv4: looking up access key %s: %w", a.accessKeyID, err)
+		return nil, fmt.Errorf("sigv4: looking up access key %s: %w", a.accessKeyID, err)
 	case creds.AnySignature:
-		creds.AccessKeyID, creds.SecretAccessKey = a.accessKeyID, ""
-		return Identity{Credentials: creds, Region: a.region, Service: a.service}, nil
 	case creds.SecretAccessKey == "":
 		// An empty secret would make the signing key public ("AWS4").
-		return Identity{}, fmt.Errorf("sigv4: access key %s has an empty secret", a.accessKeyID)
+		return nil, fmt.Errorf("sigv4: access key %s has an empty secret", a.accessKeyID)
+	}
+	p.creds = creds
+	return p, nil
+}
+
+// Finish verifies the signature over the headers checked by Begin and the
+// body (ignored under S3's rules, where the signed hash is the claimed
+// one), and returns the caller's identity.
+func (p *Pending) Finish(body []byte) (Identity, error) {
+	v, a := p.v, &p.a
+	creds := p.creds
+	if creds.AnySignature {
+		creds.AccessKeyID, creds.SecretAccessKey = a.accessKeyID, ""
+		return Identity{Credentials: creds, Region: a.region, Service: a.service}, nil
+	}
+	payloadHash := p.claimed
+	if !p.s3 {
+		// The payload hash is recomputed from the body rather than trusted
+		// from X-Amz-Content-Sha256.
+		payloadHash = sha256Hex(body)
+		if p.claimed != "" && p.claimed != payloadHash {
+			return Identity{}, invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
+		}
 	}
 
 	want, err := hex.DecodeString(a.signature)
@@ -199,7 +251,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, body []byte, s3 
 		signingKey = deriveKey(ck)
 	}
 
-	if !v.signatureMatches(r, &a, uris(r), stamp, query, payloadHash, signingKey, want) {
+	if !v.signatureMatches(p.r, a, p.uris, p.stamp, p.query, payloadHash, signingKey, want) {
 		return Identity{}, signatureMismatch()
 	}
 	if !cached {

@@ -633,3 +633,53 @@ func TestVerifyDateHeaderVector(t *testing.T) {
 		})
 	}
 }
+
+// TestBeginRefusesFromHeaders checks that what the headers alone can prove
+// wrong is refused by Begin, before anyone reads the body, and that a
+// request Begin accepts is still refused by Finish when its body differs.
+func TestBeginRefusesFromHeaders(t *testing.T) {
+	v := testVerifier(signTime)
+	tests := []struct {
+		name string
+		req  signed
+		code string
+	}{
+		{"unknown key", signed{creds: stranger}, CodeUnrecognizedClient},
+		{"revoked key", signed{creds: revoked}, CodeUnrecognizedClient},
+		{"foreign service scope", signed{service: "s3"}, CodeInvalidSignature},
+		{"expired date", signed{at: signTime.Add(-time.Hour)}, CodeInvalidSignature},
+		{"missing authorization", signed{after: func(r *http.Request) { r.Header.Del("Authorization") }}, CodeMissingAuthenticationToken},
+		{"unsigned payload", signed{after: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", unsignedPayload) }}, CodeInvalidSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := tt.req.build(t, "http://cutover.test")
+			r.Body = io.NopCloser(failReader{t})
+			_, err := v.Begin(context.Background(), r)
+			e, ok := errors.AsType[*Error](err)
+			if !ok || e.Code != tt.code {
+				t.Fatalf("Begin = %v, want %s", err, tt.code)
+			}
+		})
+	}
+
+	r, body := signed{body: `{"nextToken":"a"}`}.build(t, "http://cutover.test")
+	p, err := v.Begin(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Finish([]byte(`{"nextToken":"b"}`)); err == nil {
+		t.Fatal("Finish accepted a body other than the signed one")
+	}
+	id, err := p.Finish(body)
+	if err != nil || id.AccessKeyID != alice.AccessKeyID {
+		t.Fatalf("Finish = %+v, %v", id, err)
+	}
+}
+
+type failReader struct{ t *testing.T }
+
+func (f failReader) Read([]byte) (int, error) {
+	f.t.Error("body read before the headers were authenticated")
+	return 0, io.EOF
+}
