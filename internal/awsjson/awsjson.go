@@ -18,8 +18,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // ContentType is the media type of requests and responses.
@@ -78,11 +84,19 @@ func RequestID(ctx context.Context) string {
 	return s
 }
 
-// Authenticator checks a request before it is dispatched. It returns the
-// caller, or an error (an *Error to choose the answer, e.g. 403).
+// Authenticator checks a request before it is dispatched, in two steps so
+// that a request its headers already condemn (an unknown key, a foreign
+// credential scope, a stale date) is refused before its body is read.
+// Authenticate sees only the headers and returns the check that completes
+// authentication over the body, or an error (an *Error to choose the
+// answer, e.g. 403).
 type Authenticator interface {
-	Authenticate(ctx context.Context, r *http.Request, body []byte) (Caller, error)
+	Authenticate(ctx context.Context, r *http.Request) (BodyCheck, error)
 }
+
+// BodyCheck completes authentication over the request body and returns the
+// caller.
+type BodyCheck func(body []byte) (Caller, error)
 
 // Service serves the operations of one target prefix. A nil output with a
 // nil error answers 200 with an empty body (operations without an output
@@ -107,12 +121,53 @@ type Route struct {
 	Service      Service
 }
 
-// Handler is the http.Handler for the protocol.
+// Defaults of the Handler's bounds on unauthenticated input.
+const (
+	// DefaultMaxBody is ample for every CodeDeploy operation: the largest
+	// inputs (a revision with an inline AppSpec, 25 tags, 100 instance
+	// names) are a few tens of KiB.
+	DefaultMaxBody = 1 << 20
+	// DefaultBodyTimeout bounds the reading of one request body.
+	DefaultBodyTimeout = 20 * time.Second
+	// DefaultUnverifiedBytes bounds the bytes of request bodies held at
+	// once before their signatures are verified.
+	DefaultUnverifiedBytes = 16 << 20
+)
+
+// Handler is the http.Handler for the protocol. Do not copy it after first
+// use.
 type Handler struct {
-	Auth    Authenticator
-	Routes  []Route
-	Logger  *slog.Logger
-	MaxBody int64 // default 8 MiB
+	Auth   Authenticator
+	Routes []Route
+	Logger *slog.Logger
+	// MaxBody caps a request body; a larger one is answered 413
+	// SerializationException without being read. Default DefaultMaxBody.
+	MaxBody int64
+	// BodyTimeout bounds the time from the end of the headers to the end of
+	// the body; a slower client is answered 408 and disconnected. Default
+	// DefaultBodyTimeout. The response is not bounded by it (long polls).
+	BodyTimeout time.Duration
+	// UnverifiedBytes bounds the memory of bodies being read or verified:
+	// a request reserves its Content-Length (MaxBody when chunked) from it
+	// after its headers pass and returns it once its signature is checked.
+	// A request that finds no room within BodyTimeout gets
+	// ThrottlingException. Default DefaultUnverifiedBytes (raised to MaxBody
+	// if smaller).
+	UnverifiedBytes int64
+
+	budgetOnce sync.Once
+	budget     *semaphore.Weighted
+}
+
+func (h *Handler) bodyBudget(limit int64) *semaphore.Weighted {
+	h.budgetOnce.Do(func() {
+		n := h.UnverifiedBytes
+		if n <= 0 {
+			n = DefaultUnverifiedBytes
+		}
+		h.budget = semaphore.NewWeighted(max(n, limit))
+	})
+	return h.budget
 }
 
 func (h *Handler) route(prefix string) (Route, bool) {
@@ -146,38 +201,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), requestIDKey{}, reqID)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
 
-	if r.Method != http.MethodPost {
-		WriteError(w, &Error{Type: "UnknownOperationException", Message: "only POST is supported", Status: http.StatusBadRequest})
-		return
-	}
-	limit := h.MaxBody
+	limit, timeout := h.MaxBody, h.BodyTimeout
 	if limit <= 0 {
-		limit = 8 << 20
+		limit = DefaultMaxBody
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		WriteError(w, Errorf("SerializationException", "could not read request body: %v", err))
-		return
+	if timeout <= 0 {
+		timeout = DefaultBodyTimeout
 	}
-	if int64(len(body)) > limit {
-		WriteError(w, &Error{Type: "SerializationException", Message: "request body too large", Status: http.StatusRequestEntityTooLarge})
-		return
-	}
+	// The deadline bounds the body read and, for a request refused before
+	// its body was read, the draining net/http does before it can reuse
+	// the connection. It is lifted once the body is in, so a long poll's
+	// connection is not cut while the handler waits. Where the connection
+	// cannot take a deadline (a test recorder), there is none to lift.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(timeout))
 
-	caller, err := h.Auth.Authenticate(ctx, r, body)
+	if r.Method != http.MethodPost {
+		refuse(w, &Error{Type: "UnknownOperationException", Message: "only POST is supported", Status: http.StatusBadRequest})
+		return
+	}
+	if r.ContentLength > limit {
+		refuse(w, tooLarge(limit))
+		return
+	}
+	caller, body, err := h.authenticate(ctx, r, limit, timeout)
 	if err != nil {
 		h.writeErr(ctx, w, "", err)
 		return
 	}
+	_ = rc.SetReadDeadline(time.Time{})
+
 	target := r.Header.Get("X-Amz-Target")
 	prefix, op, ok := strings.Cut(target, ".")
 	if !ok || op == "" {
-		WriteError(w, Errorf("UnknownOperationException", "unknown operation %q", target))
+		WriteError(w, Errorf("UnknownOperationException", "unknown operation %q", Echo(target)))
 		return
 	}
 	rt, ok := h.route(prefix)
 	if !ok {
-		WriteError(w, Errorf("UnknownOperationException", "unknown operation %q", target))
+		WriteError(w, Errorf("UnknownOperationException", "unknown operation %q", Echo(target)))
 		return
 	}
 	if !slices.Contains(rt.SigningNames, caller.Service) {
@@ -206,7 +268,89 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
+// authenticate checks the headers, then reads the body (at most limit
+// bytes, within timeout) and completes the check over it. A refusal before
+// the body is read asks the client to close the connection, as its unread
+// body may still be coming.
+func (h *Handler) authenticate(ctx context.Context, r *http.Request, limit int64, timeout time.Duration) (Caller, []byte, error) {
+	check, err := h.Auth.Authenticate(ctx, r)
+	if err != nil {
+		return Caller{}, nil, closing(err)
+	}
+	size := r.ContentLength
+	if size < 0 {
+		size = limit // chunked: its length is known at its end
+	}
+	if size > 0 {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		err := h.bodyBudget(limit).Acquire(actx, size)
+		cancel()
+		if err != nil {
+			return Caller{}, nil, closing(&Error{Type: "ThrottlingException", Status: http.StatusBadRequest,
+				Message: "Rate exceeded: too many request bodies are being received; retry later"})
+		}
+		defer h.budget.Release(size)
+	}
+	body, err := readBody(r.Body, size, limit)
+	if err != nil {
+		return Caller{}, nil, err
+	}
+	caller, err := check(body)
+	return caller, body, err
+}
+
+// readBody reads the whole body, expected to be size bytes long (the
+// Content-Length, or limit when unknown), and refuses one longer than limit.
+// The buffer grows as bytes arrive rather than as the client declares, so a
+// client that announces a large body and stalls costs little.
+func readBody(src io.Reader, size, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, min(size, 64<<10)+1)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return nil, closing(tooLarge(limit))
+			}
+			buf = slices.Grow(buf, int(min(int64(len(buf)), limit+1-int64(len(buf)))))
+		}
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case int64(len(buf)) > limit:
+			return nil, closing(tooLarge(limit))
+		case err == io.EOF:
+			return buf, nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, closing(&Error{Type: "RequestTimeoutException", Status: http.StatusRequestTimeout,
+				Message: "the request body was not received in time"})
+		case err != nil:
+			return nil, closing(Errorf("SerializationException", "could not read request body: %s", Echo(err.Error())))
+		}
+	}
+}
+
+func tooLarge(limit int64) *Error {
+	return &Error{Type: "SerializationException", Status: http.StatusRequestEntityTooLarge,
+		Message: fmt.Sprintf("request body exceeds the %d-byte limit", limit)}
+}
+
+// closeError is an answer after which the connection is closed: the
+// request's body was not read to its end.
+type closeError struct{ error }
+
+func (e closeError) Unwrap() error { return e.error }
+
+func closing(err error) error { return closeError{err} }
+
+// refuse answers e and closes the connection.
+func refuse(w http.ResponseWriter, e *Error) {
+	w.Header().Set("Connection", "close")
+	WriteError(w, e)
+}
+
 func (h *Handler) writeErr(ctx context.Context, w http.ResponseWriter, target string, err error) {
+	if errors.As(err, new(closeError)) {
+		w.Header().Set("Connection", "close")
+	}
 	var ae *Error
 	if errors.As(err, &ae) {
 		WriteError(w, ae)
@@ -222,16 +366,49 @@ func (h *Handler) writeErr(ctx context.Context, w http.ResponseWriter, target st
 		Message: "The request processing has failed because of an unknown error, exception or failure. Request ID: " + RequestID(ctx)})
 }
 
+// MaxEcho is how many characters of a client's value an error message
+// quotes; the rest is elided, so an oversized input never comes back whole.
+const MaxEcho = 256
+
+// Echo returns s for quoting in an error message: whole if it has at most
+// MaxEcho characters, else its first MaxEcho followed by a count of the
+// rest.
+func Echo(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == MaxEcho {
+			return fmt.Sprintf("%s...(%d more characters)", s[:i], utf8.RuneCountInString(s[i:]))
+		}
+		n++
+	}
+	return s
+}
+
+// maxMessage caps a whole error message, a backstop for messages that
+// quote client input without Echo.
+const maxMessage = 4 * MaxEcho
+
 // WriteError writes e in the AWS JSON 1.1 error form.
 func WriteError(w http.ResponseWriter, e *Error) {
 	status := e.Status
 	if status == 0 {
 		status = http.StatusBadRequest
 	}
+	msg := e.Message
+	if len(msg) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "..."
+	}
 	b, _ := json.Marshal(struct {
 		Type    string `json:"__type"`
 		Message string `json:"message"`
-	}{e.Type, e.Message})
+	}{e.Type, msg})
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
 	w.WriteHeader(status)

@@ -106,6 +106,15 @@ type Config struct {
 	AlarmsConfig      string
 	AlarmPollInterval time.Duration
 	TriggerBackoff    func(attempt int) time.Duration
+
+	// Bounds on clients; zero values take the defaults.
+	// ReadHeaderTimeout bounds the TLS handshake and the request headers
+	// (DefaultReadHeaderTimeout); BodyTimeout bounds a request body
+	// (awsjson.DefaultBodyTimeout); MaxConnections bounds open connections
+	// (DefaultMaxConnections).
+	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	MaxConnections    int
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
@@ -219,8 +228,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Now:      cfg.Now,
 	}
 	h := &awsjson.Handler{
-		Auth:   authenticator{verifier},
-		Logger: cfg.Logger,
+		Auth:        authenticator{verifier},
+		Logger:      cfg.Logger,
+		BodyTimeout: cfg.BodyTimeout,
 		Routes: []awsjson.Route{
 			{Prefix: PrefixCodeDeploy, SigningNames: []string{SigningCodeDeploy}, Service: s.instrument("codedeploy", s.guard(access.CodeDeploy, s.API.Serve))},
 			{Prefix: PrefixAdmin, SigningNames: []string{SigningCodeDeploy}, Service: s.guard(access.AdminAPI, s.serveAdmin)},
@@ -348,16 +358,27 @@ func (s *Server) lookupKey(ctx context.Context, id string) (sigv4.Credentials, e
 
 type authenticator struct{ v *sigv4.Verifier }
 
-func (a authenticator) Authenticate(ctx context.Context, r *http.Request, body []byte) (awsjson.Caller, error) {
-	id, err := a.v.Verify(ctx, r, body)
+func (a authenticator) Authenticate(ctx context.Context, r *http.Request) (awsjson.BodyCheck, error) {
+	p, err := a.v.Begin(ctx, r)
 	if err != nil {
-		var se *sigv4.Error
-		if errors.As(err, &se) {
-			return awsjson.Caller{}, &awsjson.Error{Type: se.Code, Message: se.Message, Status: se.Status}
-		}
-		return awsjson.Caller{}, err
+		return nil, authError(err)
 	}
-	return awsjson.Caller{AccessKeyID: id.AccessKeyID, Account: id.Account, Region: id.Region, Principal: id.PrincipalARN, Service: id.Service}, nil
+	return func(body []byte) (awsjson.Caller, error) {
+		id, err := p.Finish(body)
+		if err != nil {
+			return awsjson.Caller{}, authError(err)
+		}
+		return awsjson.Caller{AccessKeyID: id.AccessKeyID, Account: id.Account, Region: id.Region, Principal: id.PrincipalARN, Service: id.Service}, nil
+	}, nil
+}
+
+// authError answers a SigV4 failure as AWS does; other errors are internal.
+func authError(err error) error {
+	var se *sigv4.Error
+	if errors.As(err, &se) {
+		return &awsjson.Error{Type: se.Code, Message: se.Message, Status: se.Status}
+	}
+	return err
 }
 
 // Sealer returns the box sealing secrets at rest (the CLI's GitHub tokens).
@@ -403,14 +424,26 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	}
+	headerTimeout := s.cfg.ReadHeaderTimeout
+	if headerTimeout <= 0 {
+		headerTimeout = DefaultReadHeaderTimeout
+	}
+	maxConns := s.cfg.MaxConnections
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnections
+	}
+	// No ReadTimeout or WriteTimeout: they would cut PollHostCommand's long
+	// poll. The awsjson handler bounds each body with its own deadline.
 	s.http = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	ln := newLimitListener(s.listener, maxConns)
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.listener) }()
+	go func() { errc <- s.http.Serve(ln) }()
 	s.log.Info("cutover server listening", "url", s.URL())
 	select {
 	case err := <-errc:

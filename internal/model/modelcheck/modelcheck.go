@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/cutoverhq/cutover/internal/awsjson"
 )
 
 // ViolationKind classifies a failed model constraint.
@@ -79,7 +81,7 @@ func Join(path, member string) string {
 func Index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
 // Key appends a map key to a path.
-func Key(path, key string) string { return fmt.Sprintf("%s[%q]", path, key) }
+func Key(path, key string) string { return fmt.Sprintf("%s[%q]", path, awsjson.Echo(key)) }
 
 func newViolation(path, member, shape string, kind ViolationKind, value, constraint string) *Violation {
 	return &Violation{
@@ -91,7 +93,9 @@ func newViolation(path, member, shape string, kind ViolationKind, value, constra
 	}
 }
 
-func quote(v any) string { return fmt.Sprintf("'%v'", v) }
+// quote renders a client's value for a message, shortened: an oversized
+// input must not come back whole in the answer.
+func quote(v any) string { return "'" + awsjson.Echo(fmt.Sprint(v)) + "'" }
 
 // RequiredViolation reports a missing required member.
 func RequiredViolation(path, member, shape string) *Violation {
