@@ -233,7 +233,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	target := r.Header.Get("X-Amz-Target")
 	prefix, op, ok := strings.Cut(target, ".")
-	if !ok || op == "" {
+	// No operation name comes near the bound; services may then quote the
+	// name they do not know without shortening it.
+	if !ok || op == "" || len(op) > maxOperation {
 		WriteError(w, Errorf("UnknownOperationException", "unknown operation %q", Echo(target)))
 		return
 	}
@@ -365,6 +367,9 @@ func (h *Handler) writeErr(ctx context.Context, w http.ResponseWriter, target st
 	WriteError(w, &Error{Type: "InternalFailure", Status: http.StatusInternalServerError,
 		Message: "The request processing has failed because of an unknown error, exception or failure. Request ID: " + RequestID(ctx)})
 }
+
+// maxOperation bounds the length of an operation name.
+const maxOperation = 128
 
 // MaxEcho is how many characters of a client's value an error message
 // quotes; the rest is elided, so an oversized input never comes back whole.
