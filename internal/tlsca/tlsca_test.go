@@ -1,0 +1,120 @@
+package tlsca
+
+import (
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAuthorityPersistsAndIssues(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := LoadOrCreate(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadOrCreate(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Fingerprint() != ca.Fingerprint() {
+		t.Fatal("a restart made a new CA")
+	}
+	if st, err := os.Stat(filepath.Join(dir, keyFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+
+	iss := &Issuer{CA: ca, Hosts: Hosts("0.0.0.0:8443", []string{"cutover.example", "203.0.113.7"})}
+	cert, err := iss.GetCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	for _, host := range []string{"cutover.example", "203.0.113.7", "127.0.0.1", "localhost"} {
+		if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: roots}); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+	if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: "evil.example", Roots: roots}); err == nil {
+		t.Error("certificate valid for a host not asked for")
+	}
+	// Reissued only near expiry.
+	if c2, _ := iss.GetCertificate(nil); c2 != cert {
+		t.Error("certificate reissued while fresh")
+	}
+	iss.Now = func() time.Time { return cert.Leaf.NotAfter.Add(-time.Hour) }
+	if c3, _ := iss.GetCertificate(nil); c3 == cert {
+		t.Error("certificate not renewed before expiry")
+	}
+}
+
+func TestHalfAuthorityRefused(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadOrCreate(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, keyFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreate(dir, time.Now()); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("a CA without its key was accepted or replaced: %v", err)
+	}
+}
+
+func TestMatchFingerprint(t *testing.T) {
+	ca, err := LoadOrCreate(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := ca.Fingerprint()
+	plain := strings.ReplaceAll(fp, ":", "")
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{fp, true},
+		{strings.ToLower(fp), true},
+		{plain, true},
+		{"sha256:" + strings.ToLower(plain), true},
+		{"sha256 Fingerprint=" + fp, true},
+		{fp[:len(fp)-3], false},
+		{strings.Replace(fp, fp[:2], "00", 1), fp[:2] == "00"},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := MatchFingerprint(tt.in, ca.Cert); got != tt.want {
+			t.Errorf("MatchFingerprint(%q) = %v", tt.in, got)
+		}
+	}
+}
+
+func TestHosts(t *testing.T) {
+	tests := []struct {
+		listen    string
+		advertise []string
+		want      []string // must all be present
+		not       []string
+	}{
+		{"127.0.0.1:8443", nil, []string{"127.0.0.1", "localhost"}, []string{"0.0.0.0"}},
+		{"10.1.2.3:8443", []string{"cutover.internal:8443", " "}, []string{"10.1.2.3", "cutover.internal"}, []string{"127.0.0.1", ""}},
+		{":8443", nil, []string{"127.0.0.1", "localhost", "::1"}, nil},
+	}
+	for _, tt := range tests {
+		got := Hosts(tt.listen, tt.advertise)
+		for _, h := range tt.want {
+			if !slices.Contains(got, h) {
+				t.Errorf("Hosts(%q, %q) = %q lacks %q", tt.listen, tt.advertise, got, h)
+			}
+		}
+		for _, h := range tt.not {
+			if slices.Contains(got, h) {
+				t.Errorf("Hosts(%q, %q) = %q has %q", tt.listen, tt.advertise, got, h)
+			}
+		}
+	}
+}
