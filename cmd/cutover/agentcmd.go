@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -19,32 +16,6 @@ import (
 	"github.com/cutoverhq/cutover/internal/agent"
 	"github.com/cutoverhq/cutover/internal/bundle"
 )
-
-// httpClient trusts caFile (PEM) in addition to the system roots. The
-// standard AWS_CA_BUNDLE variable is honoured when caFile is empty.
-func httpClient(caFile string) (*http.Client, error) {
-	if caFile == "" {
-		caFile = os.Getenv("AWS_CA_BUNDLE")
-	}
-	if caFile == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no certificates in %s", caFile)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	tr.ResponseHeaderTimeout = 80 * time.Second
-	return &http.Client{Transport: tr}, nil
-}
 
 // envCredentials reads the standard AWS credential variables.
 func envCredentials() (aws.CredentialsProvider, bool) {
@@ -71,7 +42,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	rootDir := s.fs.String("root-dir", "/opt/cutover-agent/deployment-root", "deployment root directory")
 	onprem := s.fs.String("onprem-config", agent.DefaultOnPremConfigPath, "on-premises config file in the official agent's format (used when it exists)")
 	hostID := s.fs.String("host-identifier", "", "IAM ARN this host is registered with (default: from the on-premises config, else AWS_HOST_IDENTIFIER)")
-	caFile := s.fs.String("ca-file", "", "PEM CA certificate to trust for the server (default AWS_CA_BUNDLE)")
+	caFile := s.fs.String("ca-file", "", "PEM CA certificate, the only one trusted for the server (default: cutover_ca_file from the on-premises config, else AWS_CA_BUNDLE)")
 	maxRevisions := s.fs.Int("max-revisions", agent.DefaultMaxRevisions, "deployment revisions kept on disk per deployment group")
 	s3Endpoint := s.fs.String("s3-endpoint", "", "S3-compatible endpoint for revisions: a URL, or \"aws\" for AWS S3 (default AWS_ENDPOINT_URL_S3, else the server's embedded store at --endpoint)")
 	specCert := s.fs.String("spec-cert", "", "pin the server's deployment-specification signing certificate (PEM)")
@@ -93,6 +64,9 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		SpecCertFile: *specCert, ShutdownGrace: *grace, Logger: logger, Version: readBuildInfo().Version, BundleLimits: lim}
 	if c, err := agent.LoadOnPremConfig(*onprem); err == nil {
 		cfg.Endpoint, cfg.Region, cfg.Credentials, cfg.HostIdentifier = c.CutoverEndpoint, c.Region, c.CredentialsProvider(), c.HostIdentifier()
+		if *caFile == "" {
+			*caFile = c.CutoverCAFile
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -119,7 +93,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.Endpoint == "" || cfg.HostIdentifier == "" {
 		return errors.New("agent needs --endpoint and a host identifier (from the on-premises config or --host-identifier)")
 	}
-	hc, err := httpClient(*caFile)
+	hc, err := httpClient(*caFile, cfg.Endpoint)
 	if err != nil {
 		return err
 	}
@@ -139,7 +113,9 @@ func runAgentRegister(ctx context.Context, args []string, stdout, stderr io.Writ
 	name := s.fs.String("instance-name", "", "name to register this host as")
 	tags := s.fs.String("tags", "", "instance tags, k=v,k2=v2")
 	out := s.fs.String("onprem-config", agent.DefaultOnPremConfigPath, "where to write the agent's on-premises config")
-	caFile := s.fs.String("ca-file", "", "PEM CA certificate to trust for the server")
+	caFile := s.fs.String("ca-file", "", "PEM CA certificate, the only one trusted for the server")
+	caFingerprint := s.fs.String("ca-fingerprint", "", "SHA-256 fingerprint of the server's CA (printed by cutover server): fetch the CA, check it, pin it")
+	caOut := s.fs.String("ca-out", "", "where --ca-fingerprint writes the CA (default: cutover-ca.pem next to --onprem-config)")
 	if err := s.parse(args); err != nil {
 		return err
 	}
@@ -160,7 +136,23 @@ func runAgentRegister(ctx context.Context, args []string, stdout, stderr io.Writ
 			tagMap[k] = v
 		}
 	}
-	hc, err := httpClient(*caFile)
+	if *caFingerprint != "" {
+		if *caFile != "" {
+			return errors.New("give --ca-fingerprint or --ca-file, not both")
+		}
+		pem, err := fetchCA(ctx, *endpoint, *caFingerprint)
+		if err != nil {
+			return err
+		}
+		if *caOut == "" {
+			*caOut = filepath.Join(filepath.Dir(*out), "cutover-ca.pem")
+		}
+		if err := agent.WriteCAFile(*caOut, pem); err != nil {
+			return err
+		}
+		*caFile = *caOut
+	}
+	hc, err := httpClient(*caFile, *endpoint)
 	if err != nil {
 		return err
 	}
@@ -169,9 +161,19 @@ func runAgentRegister(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	c.CutoverEndpoint = *endpoint
+	if *caFile != "" {
+		if c.CutoverCAFile, err = filepath.Abs(*caFile); err != nil {
+			return err
+		}
+	}
 	if err := agent.WriteOnPremConfig(*out, c); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "registered %s as %s; agent config written to %s\n", *name, c.IAMUserARN, *out)
+	if c.CutoverCAFile != "" {
+		fmt.Fprintf(stdout, "cutover agent trusts only the CA in %s for %s.\n"+
+			"For the official CodeDeploy agent, export SSL_CERT_FILE and AWS_SSL_CA_BUNDLE naming a bundle that\n"+
+			"holds it (e.g. in /etc/profile, which its service sources), or add it to the system store.\n", c.CutoverCAFile, *endpoint)
+	}
 	return nil
 }

@@ -42,7 +42,7 @@ func runFleet(ctx context.Context, args []string, stdout io.Writer) error {
 	if !ok {
 		return errors.New("fleet needs credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
-	hc, err := httpClient(*caFile)
+	hc, err := httpClient(*caFile, *endpoint)
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,7 @@ type serverFlags struct {
 	rootAccount                                          string
 	s3                                                   s3Flags
 	observe                                              observeFlags
+	tls                                                  tlsFlags
 }
 
 func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault string) {
@@ -131,6 +132,7 @@ func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault st
 	fs.DurationVar(&f.pollWait, "poll-wait", 40*time.Second, "longest PollHostCommand long-poll (agents time out at 80 s)")
 	f.s3.declare(fs)
 	f.observe.declare(fs)
+	f.tls.declare(fs)
 }
 
 func (f *serverFlags) config(logger *slog.Logger) server.Config {
@@ -154,6 +156,11 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 		SpecFormat:          f.specFormat,
 		SpecCert:            f.specCert,
 		SpecKey:             f.specKey,
+		Advertise:           f.tls.advertiseList(),
+		InsecureHTTP:        f.tls.insecureHTTP,
+		ReadHeaderTimeout:   f.tls.readHeaderTimeout,
+		BodyTimeout:         f.tls.bodyTimeout,
+		MaxConnections:      f.tls.maxConnections,
 	}
 	f.s3.apply(&c)
 	f.observe.apply(&c)
@@ -171,6 +178,9 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
+	if f.tls.insecureHTTP && f.tlsCert != "" {
+		return errors.New("--insecure-http and --tls-cert exclude each other")
+	}
 	logger, err := processLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		return err
@@ -180,6 +190,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	printCA(stderr, srv)
 	return srv.Serve(ctx)
 }
 

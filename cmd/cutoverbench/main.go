@@ -123,6 +123,7 @@ func run(clients int, d time.Duration, verbose bool) error {
 	srv, err := server.New(ctx, server.Config{
 		Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RootAccessKeyID: rootKey, RootSecretAccessKey: rootSecret,
 		Logger: log, Minute: time.Second, TargetGroups: []traffic.TargetGroupConfig{btg, htg},
+		InsecureHTTP: true, // loopback
 	})
 	if err != nil {
 		return err

@@ -28,9 +28,10 @@ const DefaultOnPremConfigPath = "/etc/codedeploy-agent/conf/codedeploy.onpremise
 // AWSCredentialsFile (shared-credentials format, [default] profile) and
 // Region.
 //
-// CutoverEndpoint (key cutover_endpoint) is a Cutover addition: the server
-// URL the agent talks to. The official agent ignores unknown keys, and takes
-// its endpoint from :deploy_control_endpoint: in codedeployagent.yml instead.
+// CutoverEndpoint (key cutover_endpoint) and CutoverCAFile are Cutover
+// additions: the server URL the agent talks to, and the CA it pins. The
+// official agent ignores unknown keys, and takes its endpoint from
+// :deploy_control_endpoint: in codedeployagent.yml instead.
 type OnPremConfig struct {
 	IAMUserARN         string `yaml:"iam_user_arn,omitempty"`
 	IAMSessionARN      string `yaml:"iam_session_arn,omitempty"`
@@ -39,6 +40,9 @@ type OnPremConfig struct {
 	AWSCredentialsFile string `yaml:"aws_credentials_file,omitempty"`
 	Region             string `yaml:"region,omitempty"`
 	CutoverEndpoint    string `yaml:"cutover_endpoint,omitempty"`
+	// CutoverCAFile (key cutover_ca_file) is the PEM CA certificate that
+	// cutover agent trusts, alone, for CutoverEndpoint.
+	CutoverCAFile string `yaml:"cutover_ca_file,omitempty"`
 }
 
 // Validate checks that exactly one mode is fully configured.
@@ -109,14 +113,34 @@ func WriteOnPremConfig(path string, c OnPremConfig) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("write on-premises config: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := writeFileAtomic(path, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("write on-premises config: %w", err)
+	}
+	return nil
+}
+
+// WriteCAFile writes the server's CA certificate (PEM) to path, readable by
+// all: it is public, and the official agent's launcher reads it.
+func WriteCAFile(path string, pem []byte) error {
+	if err := writeFileAtomic(path, pem, 0o644); err != nil {
+		return fmt.Errorf("write CA file: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data, never leaving a partial file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("write on-premises config: %w", err)
+		return err
 	}
-	_, werr := f.Write(buf.Bytes())
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(mode)
+	}
 	if err := f.Close(); werr == nil {
 		werr = err
 	}
@@ -125,9 +149,8 @@ func WriteOnPremConfig(path string, c OnPremConfig) error {
 	}
 	if werr != nil {
 		_ = os.Remove(f.Name())
-		return fmt.Errorf("write on-premises config: %w", werr)
 	}
-	return nil
+	return werr
 }
 
 // fileCredentials reads the [default] profile of a shared-credentials file.

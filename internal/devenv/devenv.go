@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,7 @@ type Options struct {
 	// DataDir holds the database and the agents' files; empty means a new
 	// temporary directory, removed by Close.
 	DataDir     string
-	Listen      string // API, default 127.0.0.1:8443
+	Listen      string // API, default 127.0.0.1:8443; loopback only (plain HTTP)
 	WebListen   string // builtin load balancer, default 127.0.0.1:8080
 	Agents      int    // local agents, default 2
 	AppBasePort int    // agent i's application port is AppBasePort+i, default 9081
@@ -75,6 +76,16 @@ type Env struct {
 	errs    chan error
 }
 
+// loopback reports whether addr (host:port) names a loopback host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
 // Start brings the environment up; Close (or ctx's end) takes it down.
 func Start(ctx context.Context, o Options) (*Env, error) {
 	if o.Listen == "" {
@@ -82,6 +93,9 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	}
 	if o.WebListen == "" {
 		o.WebListen = "127.0.0.1:8080"
+	}
+	if !loopback(o.Listen) {
+		return nil, fmt.Errorf("dev: %s is not a loopback address: the dev environment serves plain HTTP with a well-known layout; use cutover server for other addresses", o.Listen)
 	}
 	if o.Agents <= 0 {
 		o.Agents = 2
@@ -106,6 +120,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	srv, err := server.New(ctx, server.Config{
 		Listen:              o.Listen,
 		DataDir:             e.DataDir,
+		InsecureHTTP:        true, // loopback only: see Options.Listen
 		Logger:              o.Logger,
 		RootAccount:         o.RootAccount,
 		Open:                o.Open,

@@ -31,6 +31,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/store/postgres"
 	"github.com/cutoverhq/cutover/internal/store/sqlite"
+	"github.com/cutoverhq/cutover/internal/tlsca"
 	"github.com/cutoverhq/cutover/internal/traffic"
 	"github.com/cutoverhq/cutover/internal/trigger"
 )
@@ -51,8 +52,16 @@ type Config struct {
 	Listen   string // host:port; default 127.0.0.1:8443
 	DataDir  string // SQLite database, server key, spec-signing certificate
 	Database string // postgres://… to use PostgreSQL instead of SQLite
-	TLSCert  string
-	TLSKey   string
+	// TLSCert and TLSKey serve HTTPS with a certificate of your own.
+	// Without them the server serves HTTPS with a certificate from its own
+	// CA, kept in DataDir (see internal/tlsca), unless InsecureHTTP.
+	TLSCert string
+	TLSKey  string
+	// Advertise lists further host names and IP addresses clients reach
+	// the server under, for the generated certificate.
+	Advertise []string
+	// InsecureHTTP serves plain HTTP: for tests and loopback development.
+	InsecureHTTP bool
 
 	// RootAccessKeyID and RootSecretAccessKey, when set, are ensured to exist
 	// as an administrator key of RootAccount (default 000000000000).
@@ -159,6 +168,8 @@ type Server struct {
 	// Revisions is the embedded revision store; nil when disabled.
 	Revisions *revstore.Store
 	sealer    *secretbox.Box
+	ca        *tlsca.Authority
+	tls       bool
 	handler   http.Handler
 	http      *http.Server
 	listener  net.Listener
@@ -207,6 +218,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if cfg.TLSCert == "" && cfg.TLSKey == "" && !cfg.InsecureHTTP {
+		if s.ca, err = tlsca.LoadOrCreate(cfg.DataDir, cfg.Now()); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	s.API = api.New(st, sealer, cfg.Logger)
 	s.API.Now = cfg.Now
 	s.API.PageKey = pageKey
@@ -242,6 +259,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
+	})
+	// The CA certificate is public; clients check it against the
+	// fingerprint the operator gives them (cutover agent register).
+	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
+		if s.ca == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(s.ca.PEM)
 	})
 	// The official agent's start-up check does GET / over TLS and accepts
 	// any status; everything else is the JSON protocol.
@@ -393,15 +420,28 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
-	if s.cfg.TLSCert != "" || s.cfg.TLSKey != "" {
+	tcfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	switch {
+	case s.cfg.TLSCert != "" || s.cfg.TLSKey != "":
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("load TLS certificate: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+		tcfg.Certificates = []tls.Certificate{cert}
+	case s.ca != nil:
+		iss := &tlsca.Issuer{CA: s.ca, Hosts: tlsca.Hosts(s.cfg.Listen, s.cfg.Advertise), Now: s.cfg.Now}
+		if _, err := iss.GetCertificate(nil); err != nil {
+			ln.Close()
+			return err
+		}
+		tcfg.GetCertificate = iss.GetCertificate
+	default:
+		s.listener = ln
+		return nil
 	}
-	s.listener = ln
+	s.listener = tls.NewListener(ln, tcfg)
+	s.tls = true
 	return nil
 }
 
@@ -411,10 +451,20 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 // URL is the endpoint clients use.
 func (s *Server) URL() string {
 	scheme := "http"
-	if s.cfg.TLSCert != "" {
+	if s.tls {
 		scheme = "https"
 	}
 	return scheme + "://" + s.Addr()
+}
+
+// CA returns the server's own certificate authority (PEM) and its SHA-256
+// fingerprint, or nothing when the server does not use one (its own
+// --tls-cert, or plain HTTP).
+func (s *Server) CA() (pem []byte, fingerprint string) {
+	if s.ca == nil {
+		return nil, ""
+	}
+	return s.ca.PEM, s.ca.Fingerprint()
 }
 
 // Serve serves until ctx ends, then shuts down gracefully.
@@ -444,7 +494,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	ln := newLimitListener(s.listener, maxConns)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
-	s.log.Info("cutover server listening", "url", s.URL())
+	if s.ca != nil {
+		s.log.Info("cutover server listening", "url", s.URL(), "ca_file", s.ca.Path, "ca_sha256", s.ca.Fingerprint())
+	} else {
+		s.log.Info("cutover server listening", "url", s.URL())
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -51,6 +51,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		RootAccessKeyID:     "AKIATESTROOT00000001",
 		RootSecretAccessKey: "test-root-secret-key-0000000000000000000",
 		Logger:              logger(t),
+		InsecureHTTP:        true,
 	}
 	for _, o := range opts {
 		o(&cfg)
