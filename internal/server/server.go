@@ -420,6 +420,13 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
+	maxConns := s.cfg.MaxConnections
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnections
+	}
+	// The limit goes under TLS: net/http must see the *tls.Conn itself to
+	// serve HTTP/2.
+	ln = newLimitListener(ln, maxConns)
 	tcfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	switch {
 	case s.cfg.TLSCert != "" || s.cfg.TLSKey != "":
@@ -478,10 +485,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	if headerTimeout <= 0 {
 		headerTimeout = DefaultReadHeaderTimeout
 	}
-	maxConns := s.cfg.MaxConnections
-	if maxConns <= 0 {
-		maxConns = DefaultMaxConnections
-	}
 	// No ReadTimeout or WriteTimeout: they would cut PollHostCommand's long
 	// poll. The awsjson handler bounds each body with its own deadline.
 	s.http = &http.Server{
@@ -491,9 +494,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	ln := newLimitListener(s.listener, maxConns)
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(ln) }()
+	go func() { errc <- s.http.Serve(s.listener) }()
 	if s.ca != nil {
 		s.log.Info("cutover server listening", "url", s.URL(), "ca_file", s.ca.Path, "ca_sha256", s.ca.Fingerprint())
 	} else {
