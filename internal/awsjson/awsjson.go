@@ -148,11 +148,10 @@ type Handler struct {
 	// DefaultBodyTimeout. The response is not bounded by it (long polls).
 	BodyTimeout time.Duration
 	// UnverifiedBytes bounds the memory of bodies being read or verified:
-	// a request reserves its Content-Length (MaxBody when chunked) from it
-	// after its headers pass and returns it once its signature is checked.
-	// A request that finds no room within BodyTimeout gets
-	// ThrottlingException. Default DefaultUnverifiedBytes (raised to MaxBody
-	// if smaller).
+	// a request whose headers pass reserves its buffer from it as the
+	// buffer grows, and returns it once its signature is checked. A request
+	// that finds no room within BodyTimeout gets ThrottlingException.
+	// Default DefaultUnverifiedBytes (raised to MaxBody+1 if smaller).
 	UnverifiedBytes int64
 
 	budgetOnce sync.Once
@@ -165,7 +164,7 @@ func (h *Handler) bodyBudget(limit int64) *semaphore.Weighted {
 		if n <= 0 {
 			n = DefaultUnverifiedBytes
 		}
-		h.budget = semaphore.NewWeighted(max(n, limit))
+		h.budget = semaphore.NewWeighted(max(n, limit+1))
 	})
 	return h.budget
 }
@@ -214,7 +213,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// connection is not cut while the handler waits. Where the connection
 	// cannot take a deadline (a test recorder), there is none to lift.
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(timeout))
+	deadline := time.Now().Add(timeout)
+	_ = rc.SetReadDeadline(deadline)
 
 	if r.Method != http.MethodPost {
 		refuse(w, &Error{Type: "UnknownOperationException", Message: "only POST is supported", Status: http.StatusBadRequest})
@@ -224,7 +224,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, tooLarge(limit))
 		return
 	}
-	caller, body, err := h.authenticate(ctx, r, limit, timeout)
+	caller, body, err := h.authenticate(ctx, r, limit, deadline)
 	if err != nil {
 		h.writeErr(ctx, w, "", err)
 		return
@@ -271,29 +271,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate checks the headers, then reads the body (at most limit
-// bytes, within timeout) and completes the check over it. A refusal before
+// bytes, by deadline) and completes the check over it. A refusal before
 // the body is read asks the client to close the connection, as its unread
 // body may still be coming.
-func (h *Handler) authenticate(ctx context.Context, r *http.Request, limit int64, timeout time.Duration) (Caller, []byte, error) {
+func (h *Handler) authenticate(ctx context.Context, r *http.Request, limit int64, deadline time.Time) (Caller, []byte, error) {
 	check, err := h.Auth.Authenticate(ctx, r)
 	if err != nil {
 		return Caller{}, nil, closing(err)
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = limit // chunked: its length is known at its end
-	}
-	if size > 0 {
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		err := h.bodyBudget(limit).Acquire(actx, size)
-		cancel()
-		if err != nil {
-			return Caller{}, nil, closing(&Error{Type: "ThrottlingException", Status: http.StatusBadRequest,
+	budget := h.bodyBudget(limit)
+	var held int64
+	defer func() { budget.Release(held) }()
+	reserve := func(n int64) error {
+		actx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		if err := budget.Acquire(actx, n); err != nil {
+			return closing(&Error{Type: "ThrottlingException", Status: http.StatusBadRequest,
 				Message: "Rate exceeded: too many request bodies are being received; retry later"})
 		}
-		defer h.budget.Release(size)
+		held += n
+		return nil
 	}
-	body, err := readBody(r.Body, size, limit)
+	body, err := readBody(r.Body, r.ContentLength, limit, reserve)
 	if err != nil {
 		return Caller{}, nil, err
 	}
@@ -301,18 +300,31 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, limit int64
 	return caller, body, err
 }
 
-// readBody reads the whole body, expected to be size bytes long (the
-// Content-Length, or limit when unknown), and refuses one longer than limit.
-// The buffer grows as bytes arrive rather than as the client declares, so a
-// client that announces a large body and stalls costs little.
-func readBody(src io.Reader, size, limit int64) ([]byte, error) {
-	buf := make([]byte, 0, min(size, 64<<10)+1)
+// readBody reads the whole body, declared to be declared bytes long (-1:
+// unknown), and refuses one longer than limit. The buffer grows as bytes
+// arrive rather than as the client declares, each step reserved first, so
+// a client that announces a large body and stalls holds little.
+func readBody(src io.Reader, declared, limit int64, reserve func(int64) error) ([]byte, error) {
+	first := int64(4 << 10)
+	if declared >= 0 {
+		first = min(declared+1, 64<<10) // +1: room to see EOF
+	}
+	if err := reserve(first); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, first)
 	for {
 		if len(buf) == cap(buf) {
 			if int64(len(buf)) > limit {
 				return nil, closing(tooLarge(limit))
 			}
-			buf = slices.Grow(buf, int(min(int64(len(buf)), limit+1-int64(len(buf)))))
+			more := min(int64(cap(buf)), limit+1-int64(len(buf)))
+			if err := reserve(more); err != nil {
+				return nil, err
+			}
+			grown := make([]byte, len(buf), int64(cap(buf))+more)
+			copy(grown, buf)
+			buf = grown
 		}
 		n, err := src.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
