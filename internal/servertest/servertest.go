@@ -4,10 +4,13 @@ package servertest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/cutoverhq/cutover/internal/server"
+	"github.com/cutoverhq/cutover/internal/tlsca"
 )
 
 // Env is a running server with an administrator key.
@@ -29,8 +33,12 @@ type Env struct {
 	Region    string
 	Client    *codedeploy.Client
 	Config    server.Config
-	cancel    context.CancelFunc
-	done      chan error
+	// CAFile and HTTPClient are set when the server serves HTTPS from its
+	// own CA (WithTLS): the CA's PEM file and a client trusting it.
+	CAFile     string
+	HTTPClient *http.Client
+	cancel     context.CancelFunc
+	done       chan error
 }
 
 // Option adjusts the server configuration before start.
@@ -38,6 +46,10 @@ type Option func(*server.Config)
 
 // WithDataDir uses dir instead of a fresh temporary directory (restarts).
 func WithDataDir(dir string) Option { return func(c *server.Config) { c.DataDir = dir } }
+
+// WithTLS serves HTTPS with the server's own CA, as cutover server does
+// by default.
+func WithTLS() Option { return func(c *server.Config) { c.InsecureHTTP = false } }
 
 // WithDatabase uses a PostgreSQL URL.
 func WithDatabase(url string) Option { return func(c *server.Config) { c.Database = url } }
@@ -88,10 +100,16 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 		t.Fatal(err)
 	}
 	e := &Env{Server: srv, URL: srv.URL(), AccessKey: cfg.RootAccessKeyID, SecretKey: cfg.RootSecretAccessKey, Region: "us-east-1", Config: cfg, cancel: cancel, done: make(chan error, 1)}
+	if pem, _ := srv.CA(); pem != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		e.CAFile = filepath.Join(cfg.DataDir, tlsca.CertFile)
+		e.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
 	go func() { e.done <- srv.Serve(ctx) }()
 	t.Cleanup(e.Stop)
 	e.Client = e.NewClient(e.AccessKey, e.SecretKey, e.Region)
-	waitHealthy(t, e.URL)
+	waitHealthy(t, e.httpClient(), e.URL)
 	return e
 }
 
@@ -106,11 +124,18 @@ func (e *Env) Stop() {
 	e.cancel = nil
 }
 
-func waitHealthy(t testing.TB, url string) {
+func (e *Env) httpClient() *http.Client {
+	if e.HTTPClient != nil {
+		return e.HTTPClient
+	}
+	return http.DefaultClient
+}
+
+func waitHealthy(t testing.TB, client *http.Client, url string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url + "/healthz")
+		resp, err := client.Get(url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -125,22 +150,25 @@ func waitHealthy(t testing.TB, url string) {
 // NewClient returns a CodeDeploy client with the given credentials. SDK
 // retries are off so that tests see each answer as the server gave it.
 func (e *Env) NewClient(key, secret, region string) *codedeploy.Client {
-	return codedeploy.New(codedeploy.Options{
-		Region:       region,
-		BaseEndpoint: aws.String(e.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
-		Retryer:      aws.NopRetryer{},
-	})
+	return codedeploy.New(e.options(key, secret, region, aws.NopRetryer{}))
 }
 
 // NewRetryingClient is NewClient with the SDK's standard retries.
 func (e *Env) NewRetryingClient(key, secret, region string) *codedeploy.Client {
-	return codedeploy.New(codedeploy.Options{
+	return codedeploy.New(e.options(key, secret, region, retry.NewStandard()))
+}
+
+func (e *Env) options(key, secret, region string, retryer aws.Retryer) codedeploy.Options {
+	o := codedeploy.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(e.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, ""),
-		Retryer:      retry.NewStandard(),
-	})
+		Retryer:      retryer,
+	}
+	if e.HTTPClient != nil {
+		o.HTTPClient = e.HTTPClient
+	}
+	return o
 }
 
 // ErrorCode returns the AWS error code of err ("" if none).
