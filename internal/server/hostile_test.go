@@ -6,12 +6,18 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/smithy-go"
 
+	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/agent/protocol"
 	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/model/commands"
+	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -65,5 +71,34 @@ func TestLongTargetShortError(t *testing.T) {
 	msg, _ := doc["message"].(string)
 	if status != 400 || doc["__type"] != "UnknownOperationException" || len(msg) > 4*awsjson.MaxEcho {
 		t.Fatalf("status %d, __type %v, message of %d bytes: %.400s", status, doc["__type"], len(msg), msg)
+	}
+}
+
+// TestLongPollOutlivesBodyTimeout: the body deadline is lifted once the
+// body is in, so a PollHostCommand long poll longer than BodyTimeout ends
+// normally, over TLS and HTTP/2 as agents use it.
+func TestLongPollOutlivesBodyTimeout(t *testing.T) {
+	env := servertest.Start(t, servertest.WithTLS(), func(c *server.Config) {
+		c.BodyTimeout = 500 * time.Millisecond
+		c.PollWait = 2 * time.Second
+	})
+	ctx := context.Background()
+	host, err := agent.Register(ctx, agent.RegisterRequest{Endpoint: env.URL, Region: env.Region, InstanceName: "poller",
+		AdminCredentials: credentials.NewStaticCredentialsProvider(env.AccessKey, env.SecretKey, ""), HTTPClient: env.HTTPClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := env.HTTPClient.Transport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = true
+	for _, hc := range []*http.Client{env.HTTPClient, {Transport: tr}} {
+		pc := &protocol.Client{Endpoint: env.URL, Region: env.Region, Credentials: host.CredentialsProvider(), HTTPClient: hc, MaxRetries: -1}
+		start := time.Now()
+		out, err := pc.PollHostCommand(ctx, &commands.PollHostCommandInput{HostIdentifier: aws.String(host.IAMUserARN)})
+		if err != nil || out.HostCommand != nil {
+			t.Fatalf("poll: %+v %v", out, err)
+		}
+		if took := time.Since(start); took < 1500*time.Millisecond {
+			t.Fatalf("poll returned after %s, before its 2 s wait", took)
+		}
 	}
 }
