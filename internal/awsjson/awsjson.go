@@ -123,9 +123,9 @@ type Route struct {
 
 // Defaults of the Handler's bounds on unauthenticated input.
 const (
-	// DefaultMaxBody is ample for every CodeDeploy operation: the largest
-	// inputs (a revision with an inline AppSpec, 25 tags, 100 instance
-	// names) are a few tens of KiB.
+	// DefaultMaxBody is ample for every CodeDeploy operation: the model
+	// bounds every input to tens of KiB, except inline AppSpec content,
+	// which is an AppSpec file.
 	DefaultMaxBody = 1 << 20
 	// DefaultBodyTimeout bounds the reading of one request body.
 	DefaultBodyTimeout = 20 * time.Second
