@@ -74,7 +74,7 @@ type bgProc struct {
 
 func (p *bgProc) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(p.bin, "server", "--listen", p.listen, "--data-dir", p.dataDir,
+	cmd := exec.Command(p.bin, "server", "--listen", p.listen, "--data-dir", p.dataDir, "--insecure-http",
 		"--minute", p.minute.String(), "--traffic-config", p.trafficFile)
 	cmd.Env = append(os.Environ(), "CUTOVER_ROOT_ACCESS_KEY_ID="+bgRootKey, "CUTOVER_ROOT_SECRET_ACCESS_KEY="+bgRootSecret)
 	cmd.Stdout, cmd.Stderr = p.log, p.log

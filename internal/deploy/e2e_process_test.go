@@ -102,7 +102,7 @@ func (p *proc) kill9() {
 // serverProc runs `cutover server` on a fixed address and data directory.
 func serverProc(t testing.TB, bin, addr, dataDir string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "info"}, extra...)
+	args := append([]string{"server", "--listen", addr, "--data-dir", dataDir, "--log-level", "info", "--insecure-http"}, extra...)
 	p := startProc(t, filepath.Join(dataDir, "server.log"), []string{"CUTOVER_ROOT_ACCESS_KEY_ID=" + procRootKey, "CUTOVER_ROOT_SECRET_ACCESS_KEY=" + procRootSecret}, bin, args...)
 	waitURL(t, "http://"+addr+"/healthz", p)
 	return p
