@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,37 +24,12 @@ import (
 	"github.com/cutoverhq/cutover/internal/tlsca"
 )
 
-const helperArgsEnv = "CUTOVER_TEST_HELPER_ARGS"
-
-// TestHelperProcess is not a test: it runs `cutover` with the arguments in
-// $CUTOVER_TEST_HELPER_ARGS when a test starts this binary as a child, so
-// the child's memory can be read from /proc.
-func TestHelperProcess(t *testing.T) {
-	raw := os.Getenv(helperArgsEnv)
-	if raw == "" {
-		t.Skip("runs only as a child process of another test")
-	}
-	var args []string
-	if err := json.Unmarshal([]byte(raw), &args); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, args, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cutover:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-// startChild runs `cutover args…` as a child process until the test ends.
+// startChild runs the cutover binary built by TestMain with args until the
+// test ends, stopping it with SIGTERM.
 func startChild(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
-	b, _ := json.Marshal(args)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(append(os.Environ(), helperArgsEnv+"="+string(b)), env...)
+	cmd := exec.Command(cutoverBin, args...)
+	cmd.Env = cleanEnv(env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -71,7 +44,7 @@ func startChild(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuf
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
 			<-done
-			t.Error("server child did not stop on SIGTERM")
+			t.Error("server did not stop on SIGTERM")
 		}
 		if t.Failed() {
 			t.Logf("server output:\n%s", out.String())
@@ -142,7 +115,7 @@ func trickle(piece string) func(c *tls.Conn) {
 
 // TestStalledUploadsBounded is the attack of issue 9: 100 connections
 // that announce 6 MiB bodies and send them fast or slowly, then stall.
-// The server is `cutover server` (TLS by default) in a child process with
+// The server is the built `cutover server` (TLS by default) with
 // short timeouts; its resident memory is read from /proc while the attack
 // runs and every connection must be closed by the server within the
 // timeouts. CUTOVER_HOSTILE_DEFAULT_TIMEOUTS=1 runs it with the default
@@ -178,7 +151,7 @@ func TestStalledUploadsBounded(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	waitHealthy(t, hc, "https://"+addr)
+	waitHTTP(t, hc, "https://"+addr)
 	cd := codedeploy.New(codedeploy.Options{Region: "us-east-1", BaseEndpoint: aws.String("https://" + addr), HTTPClient: hc,
 		Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, ""), Retryer: aws.NopRetryer{}})
 	if _, err := cd.ListApplications(context.Background(), &codedeploy.ListApplicationsInput{}); err != nil {

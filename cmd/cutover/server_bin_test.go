@@ -64,7 +64,7 @@ func TestServerBinary(t *testing.T) {
 	addr := freeAddr(t)
 	url := "http://" + addr
 	p := startBin(t, []string{"CUTOVER_ROOT_ACCESS_KEY_ID=" + rootKeyID, "CUTOVER_ROOT_SECRET_ACCESS_KEY=" + rootSecret, "CUTOVER_OPEN=true"},
-		"server", "--data-dir", data, "--listen", addr, "--log-format", "json", "--root-account", "123456789012")
+		"server", "--data-dir", data, "--listen", addr, "--log-format", "json", "--root-account", "123456789012", "--insecure-http")
 	waitHealthy(t, url, p)
 	ctx := context.Background()
 

@@ -54,7 +54,7 @@ func startServer(t *testing.T, args ...string) *syncBuffer {
 	return out
 }
 
-func waitHealthy(t *testing.T, client *http.Client, url string) {
+func waitHTTP(t *testing.T, client *http.Client, url string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -98,7 +98,7 @@ func TestServerTLSByDefault(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	waitHealthy(t, &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig(pool)}}, endpoint)
+	waitHTTP(t, &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig(pool)}}, endpoint)
 	fp := tlsca.Fingerprint(ca)
 	if !strings.Contains(out.String(), fp) {
 		t.Fatalf("server did not print the CA fingerprint %s: %q", fp, out.String())
@@ -152,7 +152,7 @@ func TestServerTLSByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitHealthy(t, hc, endpoint)
+	waitHTTP(t, hc, endpoint)
 }
 
 // TestServerInsecureHTTP: --insecure-http serves plain HTTP and creates no
@@ -161,7 +161,7 @@ func TestServerInsecureHTTP(t *testing.T) {
 	dataDir := t.TempDir()
 	addr := freeAddr(t)
 	startServer(t, "--listen", addr, "--data-dir", dataDir, "--insecure-http")
-	waitHealthy(t, http.DefaultClient, "http://"+addr)
+	waitHTTP(t, http.DefaultClient, "http://"+addr)
 	if _, err := os.Stat(filepath.Join(dataDir, tlsca.CertFile)); !os.IsNotExist(err) {
 		t.Fatalf("CA created with --insecure-http: %v", err)
 	}

@@ -91,7 +91,7 @@ func (s *Server) withRevisions(h http.Handler) http.Handler {
 	}
 	revisions := s.auditS3(s.Revisions)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if revstore.IsS3Request(r) {
+		if revstore.IsS3Request(r) && !caRequest(r) {
 			revisions.ServeHTTP(w, r)
 			return
 		}

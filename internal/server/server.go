@@ -464,6 +464,13 @@ func (s *Server) URL() string {
 	return scheme + "://" + s.Addr()
 }
 
+// caRequest reports whether r is the unauthenticated download of the CA
+// certificate, which would otherwise look like an anonymous S3 request for
+// a bucket named ca.pem.
+func caRequest(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Path == "/ca.pem" && r.Header.Get("Authorization") == ""
+}
+
 // CA returns the server's own certificate authority (PEM) and its SHA-256
 // fingerprint, or nothing when the server does not use one (its own
 // --tls-cert, or plain HTTP).
