@@ -114,7 +114,8 @@ func trickle(piece string) func(c *tls.Conn) {
 }
 
 // TestStalledUploadsBounded is the attack of issue 9: 100 connections
-// that announce 6 MiB bodies and send them fast or slowly, then stall.
+// that announce 6 MiB bodies and send them fast or slowly, then stall, to
+// the API and to the embedded S3 store on the same listener.
 // The server is the built `cutover server` (TLS by default) with
 // short timeouts; its resident memory is read from /proc while the attack
 // runs and every connection must be closed by the server within the
@@ -181,6 +182,17 @@ func TestStalledUploadsBounded(t *testing.T) {
 		{"signed-looking, chunked 6 MiB sent fast", func(h string) string { return signedLooking(h, chunked) }, fastChunked},
 		{"signed-looking, chunked, trickled", func(h string) string { return signedLooking(h, chunked) }, trickle("1\r\nx\r\n")},
 		{"headers trickled", func(h string) string { return "POST / HTTP/1.1\r\nHost: " + h + "\r\n" }, trickle("X-Pad: y\r\n")},
+		// The embedded S3 store shares the listener.
+		{"S3 PUT unsigned, chunked, trickled", func(h string) string {
+			return "PUT /revisions/app.zip HTTP/1.1\r\nHost: " + h + "\r\n" + chunked + "\r\n"
+		}, trickle("1\r\nx\r\n")},
+		{"S3 PUT signed-looking, 6 MiB sent fast", func(h string) string {
+			now := time.Now().UTC()
+			return "PUT /revisions/app.zip HTTP/1.1\r\nHost: " + h + "\r\nX-Amz-Date: " + now.Format("20060102T150405Z") + "\r\n" +
+				"X-Amz-Content-Sha256: " + strings.Repeat("a", 64) + "\r\n" +
+				"Authorization: AWS4-HMAC-SHA256 Credential=" + keyID + "/" + now.Format("20060102") + "/us-east-1/s3/aws4_request, " +
+				"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" + strings.Repeat("0", 64) + "\r\n" + cl + "\r\n"
+		}, fastBody},
 	}
 
 	type result struct {

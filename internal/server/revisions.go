@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/revstore"
 	"github.com/cutoverhq/cutover/internal/sigv4"
@@ -90,8 +92,16 @@ func (s *Server) withRevisions(h http.Handler) http.Handler {
 		return h
 	}
 	revisions := s.auditS3(s.Revisions)
+	timeout := s.cfg.BodyTimeout
+	if timeout <= 0 {
+		timeout = awsjson.DefaultBodyTimeout
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if revstore.IsS3Request(r) && !caRequest(r) {
+			// Bounds the draining of a body the store refuses unread (a
+			// stalled client would otherwise hold the connection); the
+			// store sets its own deadline for a body it reads.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
 			revisions.ServeHTTP(w, r)
 			return
 		}
