@@ -54,7 +54,7 @@ func revisionSession(t *testing.T, useTLS bool) {
 	defer cancel()
 	dir := t.TempDir()
 	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RootAccessKeyID: rsRootKey, RootSecretAccessKey: rsRootSecret,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Minute: 100 * time.Millisecond}
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Minute: 100 * time.Millisecond, InsecureHTTP: !useTLS}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	var caFile string
 	if useTLS {
