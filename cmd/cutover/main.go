@@ -190,7 +190,6 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	printCA(stderr, srv)
 	return srv.Serve(ctx)
 }
 

@@ -42,7 +42,7 @@ func startServer(t *testing.T, args ...string) *syncBuffer {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"server", "--log-level", "warn"}, args...), out, out) }()
+	go func() { done <- run(ctx, append([]string{"server", "--log-level", "info"}, args...), out, out) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -35,13 +33,4 @@ func (f *tlsFlags) advertiseList() []string {
 		}
 	}
 	return out
-}
-
-// printCA tells the operator what agents must pin when the server uses its
-// own CA.
-func printCA(w io.Writer, srv *server.Server) {
-	if _, fp := srv.CA(); fp != "" {
-		fmt.Fprintf(w, "cutover: serving HTTPS with the CA in the data directory (ca.pem), SHA-256 fingerprint:\n  %s\n"+
-			"Register hosts with: cutover agent register --ca-fingerprint %s …\n", fp, fp)
-	}
 }

@@ -504,6 +504,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	if s.ca != nil {
+		// Agents are registered with this fingerprint (cutover agent
+		// register --ca-fingerprint).
 		s.log.Info("cutover server listening", "url", s.URL(), "ca_file", s.ca.Path, "ca_sha256", s.ca.Fingerprint())
 	} else {
 		s.log.Info("cutover server listening", "url", s.URL())
