@@ -74,7 +74,9 @@ func TestBodyBudgetAndTimeout(t *testing.T) {
 	defer trickler.Close()
 	fmt.Fprintf(trickler, "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: P.Op\r\nContent-Length: %d\r\n\r\nab", 64<<10)
 	trickled := time.Now()
-	time.Sleep(100 * time.Millisecond)
+	// Half the body timeout: the trickler's deadline comes well before the
+	// waiter's, even on a loaded machine.
+	time.Sleep(500 * time.Millisecond)
 
 	post := func(body string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
