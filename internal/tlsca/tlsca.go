@@ -56,14 +56,19 @@ func LoadOrCreate(dir string, now time.Time) (*Authority, error) {
 	keyPEM, kerr := os.ReadFile(keyPath)
 	switch {
 	case cerr == nil && kerr == nil:
-		return parse(certPath, certPEM, keyPEM)
+		if a, err := parse(certPath, certPEM, keyPEM); err == nil {
+			return a, nil
+		}
+		// Perhaps still being written by another process sharing the
+		// directory.
+		return awaitOther(certPath, keyPath)
 	case errors.Is(cerr, os.ErrNotExist) && errors.Is(kerr, os.ErrNotExist):
 	case cerr != nil && !errors.Is(cerr, os.ErrNotExist):
 		return nil, fmt.Errorf("tls ca: %w", cerr)
 	case kerr != nil && !errors.Is(kerr, os.ErrNotExist):
 		return nil, fmt.Errorf("tls ca: %w", kerr)
 	default:
-		return nil, fmt.Errorf("tls ca: one of %s and %s is missing; restore it or remove both to create a new CA (agents must then be registered again)", certPath, keyPath)
+		return awaitOther(certPath, keyPath)
 	}
 
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -95,13 +100,36 @@ func LoadOrCreate(dir string, now time.Time) (*Authority, error) {
 		return nil, fmt.Errorf("tls ca: %w", err)
 	}
 	// The key first: a certificate without its key would block restarts.
-	if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
+	if err := writeNew(keyPath, keyPEM, 0o600); errors.Is(err, os.ErrExist) {
+		// Another process sharing the directory made its CA first: use it.
+		return awaitOther(certPath, keyPath)
+	} else if err != nil {
 		return nil, err
 	}
 	if err := writeNew(certPath, certPEM, 0o644); err != nil {
 		return nil, err
 	}
 	return parse(certPath, certPEM, keyPEM)
+}
+
+// awaitOther loads the CA another process sharing the directory is
+// writing (key first, then certificate). If it never completes, one file
+// is missing or broken for good.
+func awaitOther(certPath, keyPath string) (*Authority, error) {
+	var err error
+	for range 30 {
+		var certPEM, keyPEM []byte
+		if certPEM, err = os.ReadFile(certPath); err == nil {
+			if keyPEM, err = os.ReadFile(keyPath); err == nil {
+				var a *Authority
+				if a, err = parse(certPath, certPEM, keyPEM); err == nil {
+					return a, nil
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("tls ca: %s and %s do not make a CA (%w); restore them, or remove both to create a new CA (agents must then be registered again)", certPath, keyPath, err)
 }
 
 // writeNew writes a file that must not exist yet, so two servers starting

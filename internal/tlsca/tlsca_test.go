@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -61,7 +62,7 @@ func TestHalfAuthorityRefused(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, keyFile)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadOrCreate(dir, time.Now()); err == nil || !strings.Contains(err.Error(), "missing") {
+	if _, err := LoadOrCreate(dir, time.Now()); err == nil || !strings.Contains(err.Error(), "do not make a CA") {
 		t.Fatalf("a CA without its key was accepted or replaced: %v", err)
 	}
 }
@@ -115,6 +116,30 @@ func TestHosts(t *testing.T) {
 			if slices.Contains(got, h) {
 				t.Errorf("Hosts(%q, %q) = %q has %q", tt.listen, tt.advertise, got, h)
 			}
+		}
+	}
+}
+
+// TestConcurrentCreate: servers starting together on one directory end up
+// with one CA.
+func TestConcurrentCreate(t *testing.T) {
+	dir := t.TempDir()
+	fps := make([]string, 4)
+	errs := make([]error, len(fps))
+	var wg sync.WaitGroup
+	for i := range fps {
+		wg.Go(func() {
+			ca, err := LoadOrCreate(dir, time.Now())
+			if err == nil {
+				fps[i] = ca.Fingerprint()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i := range fps {
+		if errs[i] != nil || fps[i] != fps[0] {
+			t.Fatalf("creator %d: %s %v (first: %s)", i, fps[i], errs[i], fps[0])
 		}
 	}
 }
