@@ -282,11 +282,22 @@ func start(argv, env []string) (*exec.Cmd, *os.File, *os.File, error) {
 		outW.Close()
 		return nil, nil, nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Start()
+	var cmd *exec.Cmd
+	// ETXTBSY: the script was written by this process (bundle unpacking)
+	// and another goroutine's fork may briefly hold an inherited write
+	// descriptor to it. That clears as soon as that child execs, so retry
+	// a few times rather than fail the event.
+	for try := 0; ; try++ {
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = outW, errW
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err = cmd.Start()
+		if !errors.Is(err, syscall.ETXTBSY) || try == 50 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {
