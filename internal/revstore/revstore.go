@@ -136,7 +136,19 @@ func IsS3Request(r *http.Request) bool {
 	if svc, ok := signedService(r); ok {
 		return svc == SigningName
 	}
-	return r.URL.Path != "/" && r.URL.Path != "/healthz"
+	return !serverPath(r.URL.Path)
+}
+
+// serverPath reports whether an unsigned request's path belongs to the
+// server itself (health, CA, metrics, the dashboard) rather than to a
+// bucket. Signed S3 requests always reach the store, so a bucket with one
+// of these names still works for S3 clients.
+func serverPath(p string) bool {
+	switch p {
+	case "/", "/healthz", "/readyz", "/ca.pem", "/metrics", "/ui":
+		return true
+	}
+	return strings.HasPrefix(p, "/ui/")
 }
 
 // signedService returns the service of the Authorization header's

@@ -404,6 +404,13 @@ func TestIsS3Request(t *testing.T) {
 		{"unsigned bucket path", "GET", "/b/k", nil, true},
 		{"agent start-up check", "GET", "/", nil, false},
 		{"health", "GET", "/healthz", nil, false},
+		{"readiness", "GET", "/readyz", nil, false},
+		{"metrics", "GET", "/metrics", nil, false},
+		{"dashboard", "GET", "/ui/deployments/d-1", nil, false},
+		{"dashboard root", "GET", "/ui", nil, false},
+		{"bucket named like a page, signed", "GET", "/ui/k", map[string]string{
+			"Authorization": "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"}, true},
+		{"unsigned bucket named uix", "GET", "/uix/k", nil, true},
 		{"json without target", "POST", "/", map[string]string{
 			"Authorization": "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/codedeploy/aws4_request, SignedHeaders=host, Signature=00"}, false},
 	}
