@@ -52,9 +52,10 @@ func (s *Server) InstanceOfCaller(ctx context.Context) (string, error) {
 }
 
 // callerCache remembers which principals are on-premises instances: every
-// request asks. Registration and deregistration happen only through this
-// server's API, which invalidates the entry after committing; a lookup that
-// started before an invalidation does not store its (possibly stale) answer.
+// request asks. This server's API invalidates an entry after committing a
+// registration change; other replicas' changes arrive through the change
+// feed (CallerChanged). A lookup that started before an invalidation does
+// not store its (possibly stale) answer.
 type callerCache struct {
 	mu  sync.Mutex
 	gen uint64
@@ -90,8 +91,20 @@ func (c *callerCache) invalidate(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	if key == "" {
+		clear(c.m)
+		return
+	}
 	delete(c.m, key)
 }
+
+// CallerKind is the store kind mapping principals to on-premises
+// instances; its changes (on any replica) must reach CallerChanged.
+const CallerKind = kindIamArn
+
+// CallerChanged drops what the caller cache knows of key, a record of
+// CallerKind ("" for all of them: changes may have been missed).
+func (s *Server) CallerChanged(key string) { s.callers.invalidate(key) }
 
 // GroupByID returns the deployment group with the given ID, looked up by
 // its names first and, when renames moved it, among the caller's groups.

@@ -2,17 +2,20 @@ package deploy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/engine"
+	"github.com/cutoverhq/cutover/internal/lease"
 	"github.com/cutoverhq/cutover/internal/model/awstime"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/store"
@@ -31,21 +34,21 @@ func (r *Runner) perform(l *live, rec *Record, acts []engine.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case engine.Dispatch:
-			r.enqueue(a.HostID, hostCommand{id: a.Command.ID, deployment: rec.ID, host: a.HostID, event: a.Command.Event, account: rec.Account, region: rec.Region})
+			// Queued in the store by the commit; the change feed wakes the
+			// host's long poll on whichever replica it polls.
 		case engine.Traffic:
-			go r.applyTraffic(rec.ID, a)
-		case engine.Prewarm, engine.Finished:
+			r.goOwned(func() { r.applyTraffic(rec.ID, a) })
+		case engine.Prewarm, engine.Finished, engine.Terminate:
 			// Desired membership changed without an event waiting on it
-			// (prewarmed replacements; leftovers removed at the end).
-			if known, _ := r.targetGroups(rec); len(known) > 0 {
-				go r.applyMembership(known)
+			// (prewarmed replacements; leftovers removed at the end; the
+			// originals leaving): the reconcilers follow the store (other
+			// replicas' hear of it through the change feed).
+			known, _ := r.targetGroups(rec)
+			for _, tg := range known {
+				r.recon.pokeGroup(tg)
 			}
-		case engine.Terminate:
-			if known, _ := r.targetGroups(rec); len(known) > 0 && len(a.Instances) > 0 {
-				go r.applyMembership(known) // the originals leave the target groups
-			}
-			if len(a.Instances) > 0 {
-				go r.teardown(teardownEvent(rec, a))
+			if t, ok := a.(engine.Terminate); ok && len(t.Instances) > 0 {
+				r.pokeScheduler() // the teardown owed was recorded by the commit
 			}
 		}
 	}
@@ -58,8 +61,14 @@ func teardownEvent(rec *Record, a engine.Terminate) TeardownEvent {
 
 // teardown calls the operator's teardown hook for retired originals until
 // it succeeds. The pending call is recorded in the commit that retired them
-// and removed once done, so a crash in between repeats it after restart.
-func (r *Runner) teardown(ev TeardownEvent) {
+// and removed, with its lease, once done; a crash in between repeats it on
+// whichever replica takes the lease next.
+func (r *Runner) teardown(ev TeardownEvent, l lease.Lease) {
+	defer func() {
+		r.mu.Lock()
+		delete(r.tearing, ev.DeploymentID)
+		r.mu.Unlock()
+	}()
 	for attempt := 0; ; attempt++ {
 		err := error(nil)
 		if r.cfg.Teardown != nil {
@@ -67,10 +76,13 @@ func (r *Runner) teardown(ev TeardownEvent) {
 		}
 		if err == nil {
 			err = r.cfg.Store.Update(r.ctx, func(tx store.Tx) error {
+				if err := r.leases.Drop(r.ctx, tx, l); err != nil {
+					return err
+				}
 				_, err := tx.Delete(r.ctx, kindTeardown, ev.DeploymentID)
 				return err
 			})
-			if err == nil {
+			if err == nil || errors.Is(err, lease.ErrLost) {
 				return
 			}
 		}
@@ -79,6 +91,9 @@ func (r *Runner) teardown(ev TeardownEvent) {
 		case <-r.ctx.Done():
 			return
 		case <-time.After(min(time.Duration(attempt+1)*5*time.Second, time.Minute)):
+		}
+		if err := r.leases.Renew(r.ctx, l); err != nil {
+			return // another replica took it over, or will
 		}
 	}
 }
@@ -134,7 +149,9 @@ func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, in
 		if err != nil {
 			return fmt.Errorf("instance %s: %w", instance, err)
 		}
-		addr = r.hostAddress(inst)
+		if addr, err = hostAddress(ctx, tx, inst); err != nil {
+			return err
+		}
 	}
 	for _, tg := range known {
 		var bs []traffic.Backend
@@ -169,20 +186,22 @@ func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, in
 const AddressTag = "cutover:address"
 
 // hostAddress is where a host receives traffic: its cutover:address tag,
-// else the address its agent polls from.
-func (r *Runner) hostAddress(inst *cd.InstanceInfo) string {
+// else the address its agent last polled from ("" when neither is known).
+func hostAddress(ctx context.Context, tx store.Tx, inst *cd.InstanceInfo) (string, error) {
 	for _, t := range inst.Tags {
 		if deref(t.Key) == AddressTag && deref(t.Value) != "" {
-			return deref(t.Value)
+			return deref(t.Value), nil
 		}
 	}
 	host := deref(inst.IamUserArn)
 	if host == "" {
 		host = deref(inst.IamSessionArn)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addrs[host]
+	b, err := tx.Get(ctx, kindHostAddr, host)
+	if isNotFound(err) {
+		return "", nil
+	}
+	return string(b), err
 }
 
 // dropPrewarmed removes the deployment's instances that were registered
@@ -227,50 +246,9 @@ func (r *Runner) dropPrewarmed(ctx context.Context, tx store.Tx, rec *Record) er
 	return nil
 }
 
-// pushTargetGroup applies a target group's desired membership as stored
-// now. Reading and applying happen under the group's lock, so a slower
-// push of an older membership never overwrites a newer one.
-func (r *Runner) pushTargetGroup(ctx context.Context, tg string) error {
-	r.mu.Lock()
-	mu := r.tgLocks[tg]
-	if mu == nil {
-		mu = new(sync.Mutex)
-		r.tgLocks[tg] = mu
-	}
-	r.mu.Unlock()
-	mu.Lock()
-	defer mu.Unlock()
-	var bs []traffic.Backend
-	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
-		b, err := tx.Get(ctx, kindMember, tg)
-		if isNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(b, &bs)
-	})
-	if err != nil {
-		return err
-	}
-	return r.cfg.Traffic.Apply(ctx, tg, bs)
-}
-
-// applyMembership pushes target groups whose membership changed with
-// nothing waiting on the outcome.
-func (r *Runner) applyMembership(tgs []string) {
-	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
-	defer cancel()
-	for _, tg := range tgs {
-		if err := r.pushTargetGroup(ctx, tg); err != nil {
-			r.log.Warn("applying target group membership", "target_group", tg, "err", err)
-		}
-	}
-}
-
-// applyTraffic pushes the desired membership of the deployment's target
-// groups to the routers and reports the event's outcome to the engine.
+// applyTraffic waits until the routers of the deployment's target groups
+// serve the desired membership the commit recorded, and reports the
+// event's outcome to the engine.
 func (r *Runner) applyTraffic(id string, a engine.Traffic) {
 	rec, ok := r.snapshot(id)
 	for !ok {
@@ -280,7 +258,7 @@ func (r *Runner) applyTraffic(id string, a engine.Traffic) {
 		_, live := r.lives[id]
 		r.mu.Unlock()
 		if !live || r.ctx.Err() != nil {
-			return
+			return // the replica taking it over redoes the event
 		}
 		select {
 		case <-r.ctx.Done():
@@ -300,14 +278,19 @@ func (r *Runner) applyTraffic(id string, a engine.Traffic) {
 	case len(known) == 0:
 		diag.Message = fmt.Sprintf("No traffic router is configured for this deployment group's load balancer info %v; %s was a no-op.", unknown, a.Command.Event)
 	default:
-		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
+		ctx, cancel := context.WithTimeout(r.ctx, trafficTimeout)
 		defer cancel()
-		var err error
+		err := r.checkAddressKnown(ctx, known, a)
 		for _, tg := range known {
-			if err = r.pushTargetGroup(ctx, tg); err != nil {
-				err = fmt.Errorf("target group %s: %w", tg, err)
+			if err != nil {
 				break
 			}
+			if err = r.recon.sync(ctx, tg); err != nil {
+				err = fmt.Errorf("target group %s: %w", tg, err)
+			}
+		}
+		if r.ctx.Err() != nil {
+			return // shutting down: the next owner redoes the event
 		}
 		if err != nil {
 			succeeded = false
@@ -318,6 +301,49 @@ func (r *Runner) applyTraffic(id string, a engine.Traffic) {
 		}
 	}
 	r.sendRetrying(id, engine.Completed{CommandID: a.Command.ID, Succeeded: succeeded, Diagnostics: diag})
+}
+
+// trafficTimeout bounds one traffic event's wait for the routers.
+const trafficTimeout = 5 * time.Minute
+
+// checkAddressKnown fails an AllowTraffic whose instance is missing from
+// the desired membership: the commit leaves out an instance whose traffic
+// address is unknown (no cutover:address tag, and its agent never polled).
+// Reporting Success there would leave it out of traffic silently.
+func (r *Runner) checkAddressKnown(ctx context.Context, tgs []string, a engine.Traffic) error {
+	if !a.Allow {
+		return nil
+	}
+	return r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		for _, tg := range tgs {
+			bs, _, err := loadMembership(ctx, tx, tg)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(bs, func(b traffic.Backend) bool { return b.ID == a.Instance }) {
+				return fmt.Errorf("the traffic address of instance %s is unknown: give the instance a %s tag, or start its agent so that the address it polls from is recorded", a.Instance, AddressTag)
+			}
+		}
+		return nil
+	})
+}
+
+// loadMembership reads a target group's desired membership and the hash
+// of its stored form ("" when none is stored).
+func loadMembership(ctx context.Context, tx store.Tx, tg string) ([]traffic.Backend, string, error) {
+	b, err := tx.Get(ctx, kindMember, tg)
+	if isNotFound(err) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	var bs []traffic.Backend
+	if err := json.Unmarshal(b, &bs); err != nil {
+		return nil, "", fmt.Errorf("membership of %s: %w", tg, err)
+	}
+	sum := sha256.Sum256(b)
+	return bs, hex.EncodeToString(sum[:]), nil
 }
 
 func isNotFound(err error) bool {

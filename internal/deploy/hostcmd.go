@@ -13,109 +13,248 @@ import (
 	"github.com/cutoverhq/cutover/internal/engine"
 	"github.com/cutoverhq/cutover/internal/model/commands"
 	"github.com/cutoverhq/cutover/internal/model/modelcheck"
+	"github.com/cutoverhq/cutover/internal/store"
 )
 
-// hostCommand is a command waiting for its host to poll.
+// hostCommand is a command waiting for its host to poll, as queued in the
+// store (kindHostCmd).
 type hostCommand struct {
-	id, deployment, host, event, account, region string
+	ID         string `json:"id"`
+	Deployment string `json:"deployment"`
+	Host       string `json:"host"`
+	Event      string `json:"event"`
+	Account    string `json:"account"`
+	Region     string `json:"region"`
 }
 
-// hostQueue holds a host's undelivered commands and wakes its long polls.
-type hostQueue struct {
-	pending []hostCommand
-	wake    chan struct{}
-}
-
-// depIndex is what the agent protocol needs of a live deployment without
+// depIndex is what the agent protocol needs of a deployment without
 // decoding its state: which hosts take part and which commands are current.
 type depIndex struct {
 	hosts   map[string]bool   // host identifiers in the deployment
 	current map[string]string // current command id -> host identifier
-	acked   map[string]bool
-	spec    []byte // deployment specification JSON
-	// format and payload are spec's signed envelope, made once.
-	format, payload string
 	// account and region of the deployment: only hosts signing for them
 	// take part (the same IAM ARN may name instances of several regions).
 	account, region string
-}
-
-// queueKey is the queue of a host identifier in an account and region.
-func queueKey(account, region, host string) string {
-	return account + "/" + region + "/" + host
-}
-
-func (r *Runner) enqueue(host string, c hostCommand) {
-	host = queueKey(c.account, c.region, host)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	q := r.hosts[host]
-	if q == nil {
-		q = &hostQueue{wake: make(chan struct{})}
-		r.hosts[host] = q
-	}
-	for _, p := range q.pending {
-		if p.id == c.id {
-			return
-		}
-	}
-	q.pending = append(q.pending, c)
-	close(q.wake)
-	q.wake = make(chan struct{})
-}
-
-// take hands out the host's next current command in an account and
-// region, dropping stale ones.
-func (r *Runner) take(account, region, host string) (hostCommand, bool, <-chan struct{}) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	q := r.hosts[queueKey(account, region, host)]
-	if q == nil {
-		q = &hostQueue{wake: make(chan struct{})}
-		r.hosts[queueKey(account, region, host)] = q
-	}
-	for len(q.pending) > 0 {
-		c := q.pending[0]
-		q.pending = q.pending[1:]
-		idx := r.index[c.deployment]
-		if idx == nil || idx.current[c.id] != host || idx.acked[c.id] {
-			continue
-		}
-		return c, true, nil
-	}
-	return hostCommand{}, false, q.wake
-}
-
-// reindex refreshes the protocol view of a deployment after a commit.
-func (r *Runner) reindex(rec *Record) {
-	cur := map[string]string{}
-	acked := map[string]bool{}
-	for _, in := range rec.Engine.Instances {
-		if c := in.Cmd; c != nil && !engine.IsTrafficEvent(c.Event) {
-			cur[c.ID] = in.HostID
-			if !c.Acked.IsZero() {
-				acked[c.ID] = true
-			}
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	idx := r.index[rec.ID]
-	if idx == nil {
-		hosts := map[string]bool{}
-		for _, in := range rec.Engine.Instances {
-			hosts[in.HostID] = true
-		}
-		idx = &depIndex{account: rec.Account, region: rec.Region, hosts: hosts, spec: r.buildSpec(rec)}
-		r.index[rec.ID] = idx
-	}
-	idx.current, idx.acked = cur, acked
 }
 
 // inScope reports whether the caller signs for the deployment's account
 // and region.
 func (idx *depIndex) inScope(c awsjson.Caller) bool {
 	return idx.account == c.Account && idx.region == c.Region
+}
+
+// signedSpec is a deployment's specification in its signed envelope, made
+// once per replica.
+type signedSpec struct{ format, payload string }
+
+// maxSpecs bounds the signed specifications a replica keeps.
+const maxSpecs = 1024
+
+// take hands out the host's next queued command, once: with replicas, the
+// first poll to remove it from the store gets it. A single process (SQLite)
+// only remembers in memory what it handed out, and the record goes with the
+// acknowledgement's commit: a write transaction per handout would cost a
+// thousand-host deployment thousands of fsyncs, and after a crash the
+// restart hands out again whatever was not acknowledged anyway.
+func (r *Runner) take(ctx context.Context, queue string) (hostCommand, bool, error) {
+	var items []store.Item
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		items, err = tx.Scan(ctx, kindHostCmd, queue+" ", "", 16)
+		return err
+	})
+	if err != nil || len(items) == 0 {
+		return hostCommand{}, false, err
+	}
+	if r.cfg.Exclusive {
+		return r.takeLocal(items)
+	}
+	for _, it := range items {
+		// The record is read again under lock: the scan's copy may be of
+		// a command since replaced by the next one of the same deployment.
+		var b []byte
+		err := r.cfg.Store.Update(ctx, func(tx store.Tx) error {
+			var err error
+			b, err = tx.Get(ctx, kindHostCmd, it.Key)
+			if isNotFound(err) {
+				b = nil
+				return nil // another poll of this host got it
+			}
+			if err != nil {
+				return err
+			}
+			_, err = tx.Delete(ctx, kindHostCmd, it.Key)
+			return err
+		})
+		if err != nil {
+			return hostCommand{}, false, err
+		}
+		if b == nil {
+			continue
+		}
+		var c hostCommand
+		if err := json.Unmarshal(b, &c); err != nil {
+			return hostCommand{}, false, fmt.Errorf("queued command %s: %w", it.Key, err)
+		}
+		return c, true, nil
+	}
+	return hostCommand{}, false, nil
+}
+
+func (r *Runner) takeLocal(items []store.Item) (hostCommand, bool, error) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, it := range items {
+		var c hostCommand
+		if err := json.Unmarshal(it.Value, &c); err != nil {
+			return hostCommand{}, false, fmt.Errorf("queued command %s: %w", it.Key, err)
+		}
+		if _, done := r.handedOut[c.ID]; done {
+			continue
+		}
+		if len(r.handedOut) >= maxHandedOut {
+			// Forget handouts older than any pickup timeout: their
+			// commands were acknowledged or failed long ago.
+			for id, at := range r.handedOut {
+				if now.Sub(at) > r.cfg.Engine.PickupTimeout+time.Minute {
+					delete(r.handedOut, id)
+				}
+			}
+		}
+		r.handedOut[c.ID] = now
+		return c, true, nil
+	}
+	return hostCommand{}, false, nil
+}
+
+// maxHandedOut is the size at which takeLocal prunes its memory.
+const maxHandedOut = 100_000
+
+// reindex refreshes the protocol view of a live deployment after a commit.
+func (r *Runner) reindex(rec *Record) {
+	idx := indexOf(rec)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.lives[rec.ID]; ok {
+		r.index[rec.ID] = idx
+	}
+}
+
+func indexOf(rec *Record) *depIndex {
+	idx := &depIndex{hosts: map[string]bool{}, current: map[string]string{}, account: rec.Account, region: rec.Region}
+	for _, in := range rec.Engine.Instances {
+		idx.hosts[in.HostID] = true
+		if c := in.Cmd; c != nil && !engine.IsTrafficEvent(c.Event) {
+			idx.current[c.ID] = in.HostID
+		}
+	}
+	return idx
+}
+
+// protocolView returns the protocol view of a deployment: this replica's
+// own when it drives it, else one read from the store (nil if none).
+// cmdID, when set, is a command the caller expects to be current: the
+// store makes a command visible to polls at its commit, a moment before
+// the loop refreshes its view, so an unknown one waits for the loop once.
+func (r *Runner) protocolView(ctx context.Context, id, cmdID string) (*depIndex, error) {
+	r.mu.Lock()
+	idx := r.index[id]
+	r.mu.Unlock()
+	if idx != nil && cmdID != "" && idx.current[cmdID] == "" {
+		r.barrier(id) // passes through the loop: its last commit is indexed
+		r.mu.Lock()
+		if i := r.index[id]; i != nil {
+			idx = i
+		}
+		r.mu.Unlock()
+	}
+	if idx != nil {
+		return idx, nil
+	}
+	var rec *Record
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		rec, err = loadRecord(ctx, tx, id)
+		return err
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return indexOf(rec), nil
+}
+
+// addrNote is a host's address as this replica last recorded it.
+type addrNote struct {
+	addr string
+	at   time.Time
+}
+
+// addrRefresh is how long a replica trusts that the address it recorded
+// for a host is still the stored one (another replica may record another).
+const addrRefresh = time.Minute
+
+// noteAddress records the address a host polls from, which is its traffic
+// address unless tagged otherwise. It survives restarts and is seen by
+// every replica.
+func (r *Runner) noteAddress(ctx context.Context, host, addr string) error {
+	now := r.now()
+	r.mu.Lock()
+	n, ok := r.addrSeen[host]
+	r.mu.Unlock()
+	if ok && n.addr == addr && now.Sub(n.at) < addrRefresh {
+		return nil
+	}
+	err := r.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		if b, err := tx.Get(ctx, kindHostAddr, host); err == nil && string(b) == addr {
+			return nil
+		}
+		return tx.Put(ctx, kindHostAddr, host, []byte(addr))
+	})
+	if err != nil {
+		return fmt.Errorf("record the address of %s: %w", host, err)
+	}
+	r.mu.Lock()
+	if len(r.addrSeen) > 100_000 {
+		clear(r.addrSeen)
+	}
+	r.addrSeen[host] = addrNote{addr: addr, at: now}
+	r.mu.Unlock()
+	return nil
+}
+
+// signedSpec returns a deployment's signed specification. It is built and
+// signed outside the runner's lock: signing costs milliseconds.
+func (r *Runner) signedSpec(ctx context.Context, id string) (signedSpec, error) {
+	r.mu.Lock()
+	sp, ok := r.specs[id]
+	r.mu.Unlock()
+	if ok {
+		return sp, nil
+	}
+	var rec *Record
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		rec, err = loadHeader(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return sp, err
+	}
+	sp.format, sp.payload, err = r.cfg.Spec.Sign(r.buildSpec(rec))
+	if err != nil {
+		return sp, fmt.Errorf("sign deployment specification: %w", err)
+	}
+	r.mu.Lock()
+	if len(r.specs) >= maxSpecs {
+		clear(r.specs)
+	}
+	r.specs[id] = sp
+	r.mu.Unlock()
+	return sp, nil
 }
 
 // ServeCommands implements awsjson.Service for the agent protocol.
@@ -174,33 +313,54 @@ func (s commandService) PollHostCommand(ctx context.Context, in *commands.PollHo
 	if deref(in.HostIdentifier) != host {
 		return nil, clientErr("HostIdentifier %q does not match the caller's instance %q", deref(in.HostIdentifier), host)
 	}
+	if err := r.noteAddress(ctx, host, hostOf(awsjson.RemoteAddr(ctx))); err != nil {
+		return nil, err
+	}
 	caller, _ := awsjson.CallerFrom(ctx)
-	r.mu.Lock()
-	r.addrs[host] = hostOf(awsjson.RemoteAddr(ctx))
-	r.mu.Unlock()
+	queue := queueKey(caller.Account, caller.Region, host)
 	timer := time.NewTimer(r.cfg.PollWait)
 	defer timer.Stop()
+	// A lost change notification delays a command by this much at most.
+	recheck := time.NewTicker(pollRecheck)
+	defer recheck.Stop()
 	for {
-		c, ok, wake := r.take(caller.Account, caller.Region, host)
+		wake := r.hostWaker(queue) // before looking: a command queued meanwhile wakes us
+		c, ok, err := r.take(ctx, queue)
+		if err != nil {
+			return nil, err
+		}
 		if ok {
 			return &commands.PollHostCommandOutput{HostCommand: &commands.HostCommandInstance{
-				HostCommandIdentifier: ptr(c.id),
+				HostCommandIdentifier: ptr(c.ID),
 				HostIdentifier:        ptr(host),
-				DeploymentExecutionId: ptr(executionID(c.region, c.account, c.deployment)),
-				CommandName:           ptr(c.event),
+				DeploymentExecutionId: ptr(executionID(c.Region, c.Account, c.Deployment)),
+				CommandName:           ptr(c.Event),
 			}}, nil
 		}
 		select {
 		case <-wake:
+		case <-recheck.C:
 		case <-timer.C:
 			return &commands.PollHostCommandOutput{}, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-r.ctx.Done():
 			return &commands.PollHostCommandOutput{}, nil
+		case <-r.draining:
+			// The HTTP server is shutting down: answer now rather than
+			// hold its shutdown for the rest of the long poll.
+			return &commands.PollHostCommandOutput{}, nil
 		}
 	}
 }
+
+// StopPolls answers every long poll at once with no command, now and from
+// now on: call it when the HTTP server starts shutting down.
+func (r *Runner) StopPolls() { r.drainOnce.Do(func() { close(r.draining) }) }
+
+// pollRecheck is how often a long poll looks at the store without being
+// woken by the change feed.
+const pollRecheck = 5 * time.Second
 
 // executionID is the DeploymentExecutionId of a deployment; it matches the
 // model's pattern ^[^/]+/[^/]+/[^/]+/.+$ like AWS's own.
@@ -231,29 +391,19 @@ func (s commandService) GetDeploymentSpecification(ctx context.Context, in *comm
 		return nil, clientErr("HostIdentifier %q does not match the caller's instance", deref(in.HostIdentifier))
 	}
 	id := deploymentOfExecution(deref(in.DeploymentExecutionId))
-	caller, _ := awsjson.CallerFrom(ctx)
-	r.mu.Lock()
-	idx := r.index[id]
-	var spec []byte
-	var format, payload string
-	ok := idx != nil && idx.hosts[host] && idx.inScope(caller)
-	if ok {
-		spec, format, payload = idx.spec, idx.format, idx.payload
+	idx, err := r.protocolView(ctx, id, "")
+	if err != nil {
+		return nil, err
 	}
-	r.mu.Unlock()
-	if !ok {
+	caller, _ := awsjson.CallerFrom(ctx)
+	if idx == nil || !idx.hosts[host] || !idx.inScope(caller) {
 		return nil, clientErr("no deployment %s for this host", deref(in.DeploymentExecutionId))
 	}
-	if format == "" {
-		var err error
-		format, payload, err = r.cfg.Spec.Sign(spec)
-		if err != nil {
-			return nil, fmt.Errorf("sign deployment specification: %w", err)
-		}
-		r.mu.Lock()
-		idx.format, idx.payload = format, payload
-		r.mu.Unlock()
+	sp, err := r.signedSpec(ctx, id)
+	if err != nil {
+		return nil, err
 	}
+	format, payload := sp.format, sp.payload
 	return &commands.GetDeploymentSpecificationOutput{
 		DeploymentSystem: ptr("CodeDeploy"),
 		DeploymentSpecification: &commands.DeploymentSpecification{
@@ -269,20 +419,20 @@ func (r *Runner) ownCommand(ctx context.Context, cmdID string) (host string, cur
 		return "", false, err
 	}
 	dep := deploymentOfCommand(cmdID)
+	idx, err := r.protocolView(ctx, dep, cmdID)
+	if err != nil {
+		return "", false, err
+	}
 	caller, _ := awsjson.CallerFrom(ctx)
-	r.mu.Lock()
-	idx := r.index[dep]
-	var owner string
-	var member bool
 	if idx != nil && !idx.inScope(caller) {
-		r.mu.Unlock()
 		return "", false, clientErr("command %s does not belong to this host", cmdID)
 	}
+	var owner string
+	var member bool
 	if idx != nil {
 		owner = idx.current[cmdID]
 		member = idx.hosts[host]
 	}
-	r.mu.Unlock()
 	if owner != "" && owner != host {
 		return "", false, clientErr("command %s does not belong to this host", cmdID)
 	}
@@ -305,16 +455,13 @@ func (s commandService) PutHostCommandAcknowledgement(ctx context.Context, in *c
 		r.log.InfoContext(ctx, "acknowledgement of a command no longer current; answered Failed", "host", host, "command", id)
 		return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusFailed)}, nil
 	}
-	if err := r.send(ctx, deploymentOfCommand(id), engine.Acked{CommandID: id}); err != nil && err != errNotLive {
+	res, err := r.deliver(ctx, deploymentOfCommand(id), engine.Acked{CommandID: id})
+	if err != nil && err != errNotLive {
 		return nil, err
 	}
 	// The command may have timed out or been stopped between the check
 	// and the commit: only an acknowledgement that took runs it.
-	r.mu.Lock()
-	idx := r.index[deploymentOfCommand(id)]
-	took := idx != nil && idx.acked[id]
-	r.mu.Unlock()
-	if !took {
+	if err == errNotLive || !res.took {
 		r.log.InfoContext(ctx, "acknowledgement raced the command's end; answered Failed", "host", host, "command", id)
 		return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusFailed)}, nil
 	}

@@ -520,11 +520,11 @@ func (r *Runner) DeleteApplicationDeployments(ctx context.Context, tx store.Tx, 
 			continue
 		}
 		id := strings.TrimPrefix(it.Key, scope)
-		r.mu.Lock()
-		_, active := r.lives[id]
-		r.mu.Unlock()
-		if active {
+		// Active on whichever replica drives it.
+		if _, err := tx.Get(ctx, api.ActiveKind, it.Key); err == nil {
 			continue
+		} else if !isNotFound(err) {
+			return err
 		}
 		for _, del := range []struct{ kind, key string }{{kindDepIndex, it.Key}, {kindDeployment, id}} {
 			if _, err := tx.Delete(ctx, del.kind, del.key); err != nil {

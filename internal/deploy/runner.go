@@ -21,7 +21,9 @@ import (
 
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/engine"
+	"github.com/cutoverhq/cutover/internal/lease"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/traffic"
@@ -104,7 +106,25 @@ type Config struct {
 	// Destinations, if set, refuses override alarms the server does not
 	// define (CreateDeployment).
 	Destinations api.Destinations
+
+	// Changes is the store's change feed (see WatchedKinds): it wakes long
+	// polls, brings events to the replica owning a deployment and makes
+	// routers follow the desired membership. Nil: a feed of this process
+	// only, fed by nothing (a single server still works, on timers).
+	Changes *changefeed.Feed
+	// ReplicaID names this process in lease records; default random.
+	ReplicaID string
+	// Exclusive is set when no other process uses the store (SQLite):
+	// leases left by a previous run are taken at once.
+	Exclusive bool
+	// LeaseTTL is how long a deployment's lease outlives its owner's last
+	// renewal (default 6s; renewed every third of it).
+	LeaseTTL time.Duration
 }
+
+// WatchedKinds are the store kinds whose changes the runner (and the
+// caches of the API and keys) follow through the change feed.
+var WatchedKinds = []string{kindHostCmd, kindInbox, kindReply, kindMember, kindGroupLock, kindTeardown, kindDeployment, lease.Kind}
 
 // TeardownEvent describes original instances leaving a group's fleet.
 type TeardownEvent struct {
@@ -116,36 +136,69 @@ type TeardownEvent struct {
 	InstanceAccounts string   `json:"account"`
 }
 
-// Runner runs every deployment of a server.
+// Runner runs the deployments this replica holds the lease of, and answers
+// the agent protocol and the deployment API for every deployment: events
+// for a deployment another replica drives reach it through the store.
 type Runner struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	leases *lease.Manager
+	feed   *changefeed.Feed
+	sub    *changefeed.Subscription
 
-	mu      sync.Mutex
-	lives   map[string]*live
-	hosts   map[string]*hostQueue  // host identifier -> pending commands
-	addrs   map[string]string      // host identifier -> address it polls from
-	index   map[string]*depIndex   // live deployment id -> protocol view
-	tgLocks map[string]*sync.Mutex // target group -> lock ordering its pushes
-	wg      sync.WaitGroup
-	ctx     context.Context
-	stop    context.CancelFunc
+	mu        sync.Mutex
+	lives     map[string]*live
+	index     map[string]*depIndex // live deployment id -> protocol view
+	wakers    map[string]chan struct{}
+	waiters   map[string]chan struct{} // kind+" "+key -> closed on its change
+	specs     map[string]signedSpec    // deployment id -> signed specification
+	addrSeen  map[string]addrNote      // host -> address last recorded
+	handedOut map[string]time.Time     // commands this process handed out (Exclusive)
+	tearing   map[string]bool          // teardowns running here
+	tgHeld    map[string]lease.Lease   // haproxy target groups this replica pushes
+	poke      chan struct{}            // wakes the lease scheduler
+	draining  chan struct{}            // closed by StopPolls
+	drainOnce sync.Once
+	recon     *reconciler
+	wg        sync.WaitGroup
+	ctx       context.Context
+	stop      context.CancelFunc
 }
 
 // live is an active deployment owned by its goroutine.
 type live struct {
 	id    string
+	lease lease.Lease
 	inbox chan *request
+	poke  chan struct{} // events wait in the store's inbox
 	done  chan struct{} // closed once the loop has retired
-	rec   *Record       // owned by the loop; readers ask it for a snapshot
+	ctx   context.Context
+	lost  context.CancelFunc // the lease is gone: stop at once
+	rec   *Record            // owned by the loop; readers ask it for a snapshot
+	// queued maps instance positions to the command queued for their host
+	// in the store, as of the last commit (nil: not known).
+	queued map[int]string
 }
 
 // request is an event for a live deployment and its reply.
 type request struct {
-	ev    any
-	reply chan error
+	ev    engine.Event
+	reply chan result
 	// read asks for a copy of the committed state instead of an event.
 	read chan []byte
+	// sync, closed once the batch it joined is done, is a barrier.
+	sync chan struct{}
+	// inboxKey is set for an event that came through the store; it is
+	// removed, and its reply recorded, in the commit that applies it.
+	inboxKey  string
+	wantReply bool
+}
+
+// result is the outcome of one event.
+type result struct {
+	err error
+	// took is set for an acknowledgement that made its command run.
+	took bool
 }
 
 // New returns a runner; Start loads and resumes active deployments.
@@ -159,68 +212,89 @@ func New(cfg Config) *Runner {
 	if cfg.PollWait <= 0 {
 		cfg.PollWait = 40 * time.Second
 	}
-	return &Runner{cfg: cfg, log: cfg.Logger, lives: map[string]*live{}, hosts: map[string]*hostQueue{}, addrs: map[string]string{}, index: map[string]*depIndex{}, tgLocks: map[string]*sync.Mutex{}}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 6 * time.Second
+	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = randomID()
+	}
+	feed := cfg.Changes
+	if feed == nil {
+		feed = &changefeed.Feed{}
+	}
+	r := &Runner{cfg: cfg, log: cfg.Logger, feed: feed,
+		lives: map[string]*live{}, index: map[string]*depIndex{},
+		wakers: map[string]chan struct{}{}, waiters: map[string]chan struct{}{}, specs: map[string]signedSpec{},
+		addrSeen: map[string]addrNote{}, handedOut: map[string]time.Time{}, tearing: map[string]bool{}, tgHeld: map[string]lease.Lease{},
+		poke: make(chan struct{}, 1), draining: make(chan struct{})}
+	r.leases = &lease.Manager{Store: cfg.Store, Owner: cfg.ReplicaID, TTL: cfg.LeaseTTL, Now: cfg.Now, Exclusive: cfg.Exclusive}
+	return r
 }
+
+// ReplicaID is the name this runner holds leases under.
+func (r *Runner) ReplicaID() string { return r.cfg.ReplicaID }
 
 func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 
-// Start resumes every deployment that was active when the server stopped,
-// and re-applies the desired traffic of every target group.
+// Start takes the leases of active deployments nobody drives (on SQLite:
+// all of them) and resumes them, then keeps doing so in the background.
+// It never waits on traffic: routers catch up with the stored membership
+// on their own goroutines.
 func (r *Runner) Start(ctx context.Context) error {
 	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
-	var recs []*Record
-	var members map[string][]traffic.Backend
-	var teardowns []TeardownEvent
-	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
-		locks, err := tx.Scan(ctx, kindGroupLock, "", "", 0)
-		if err != nil {
-			return err
-		}
-		for _, l := range locks {
-			rec, err := loadRecord(ctx, tx, string(l.Value))
-			if err != nil {
-				return err
-			}
-			recs = append(recs, rec)
-		}
-		if members, err = loadMembers(ctx, tx); err != nil {
-			return err
-		}
-		owed, err := tx.Scan(ctx, kindTeardown, "", "", 0)
-		for _, it := range owed {
-			var ev TeardownEvent
-			if err := json.Unmarshal(it.Value, &ev); err != nil {
-				return err
-			}
-			teardowns = append(teardowns, ev)
-		}
-		return err
-	})
-	if err != nil {
+	r.sub = r.feed.Subscribe(WatchedKinds...)
+	r.recon = newReconciler(r)
+	if err := r.schedule(ctx); err != nil {
+		r.stop()
+		r.sub.Close()
 		return fmt.Errorf("resume deployments: %w", err)
 	}
-	for _, ev := range teardowns {
-		go r.teardown(ev)
-	}
-	if r.cfg.Traffic != nil {
-		for tg, bs := range members {
-			if err := r.cfg.Traffic.Apply(ctx, tg, bs); err != nil {
-				r.log.Warn("re-applying target group membership", "target_group", tg, "err", err)
-			}
-		}
-	}
-	for _, rec := range recs {
-		r.resume(rec, true)
-	}
+	r.recon.pokeAll()
+	r.goOwned(r.dispatchChanges)
+	r.goOwned(r.scheduleLoop)
+	r.goOwned(r.renewLoop)
 	return nil
 }
 
-// Close stops the deployment loops (state is already persisted).
+// goOwned runs f on a goroutine that Close waits for.
+func (r *Runner) goOwned(f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+}
+
+// Close stops the deployment loops (state is already persisted) and every
+// goroutine of the runner, and waits for them.
 func (r *Runner) Close() error {
 	if r.stop != nil {
 		r.stop()
 	}
 	r.wg.Wait()
+	if r.sub != nil {
+		r.sub.Close()
+	}
+	// Give the leases up so that other replicas take over at once instead
+	// of after expiry. The loops have stopped: nothing commits any more.
+	r.mu.Lock()
+	var held []lease.Lease
+	for _, l := range r.lives {
+		if l != nil {
+			held = append(held, l.lease)
+		}
+	}
+	for _, l := range r.tgHeld {
+		held = append(held, l)
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, l := range held {
+		if err := r.leases.Release(ctx, l); err != nil {
+			r.log.Warn("giving up a lease at shutdown; it expires on its own", "lease", l.Name, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -257,65 +331,41 @@ func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
 	return rec, nil
 }
 
-func loadMembers(ctx context.Context, tx store.Tx) (map[string][]traffic.Backend, error) {
-	items, err := tx.Scan(ctx, kindMember, "", "", 0)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]traffic.Backend{}
-	for _, it := range items {
-		var bs []traffic.Backend
-		if err := json.Unmarshal(it.Value, &bs); err != nil {
-			return nil, err
-		}
-		out[it.Key] = bs
-	}
-	return out, nil
-}
-
-// resume starts the loop of an active deployment whose state is persisted,
-// re-queueing the commands it was waiting on.
-func (r *Runner) resume(rec *Record, restarted bool) {
-	if restarted {
-		// Before the loop owns it: commands handed out again get a fresh
-		// pickup clock (persisted with the next commit, or redone after
-		// another restart).
-		_, _ = engine.Step(rec.Engine, r.cfg.Engine, engine.Resumed{}, r.now())
-	}
-	l := &live{id: rec.ID, inbox: make(chan *request, 64), done: make(chan struct{}), rec: rec}
+// resume starts the loop of an active deployment whose state is persisted
+// and whose lease this replica holds.
+func (r *Runner) resume(rec *Record, l lease.Lease, restarted bool) {
+	ctx, lost := context.WithCancel(r.ctx)
+	lv := &live{id: rec.ID, lease: l, inbox: make(chan *request, 64), poke: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, lost: lost, rec: rec}
 	r.mu.Lock()
-	r.lives[rec.ID] = l
+	r.lives[rec.ID] = lv
 	r.mu.Unlock()
 	var acts []engine.Action
 	for _, in := range rec.Engine.Instances {
-		c := in.Cmd
-		if c == nil {
-			continue
-		}
-		if engine.IsTrafficEvent(c.Event) {
+		if c := in.Cmd; c != nil && engine.IsTrafficEvent(c.Event) {
 			acts = append(acts, engine.Traffic{Instance: in.Name, Allow: c.Event == engine.AllowTraffic, Command: *c})
-		} else if c.Acked.IsZero() {
-			// Sent but not acknowledged before the restart: the agent has
-			// not started it (an agent acks before it executes), so it is
-			// safe to hand out again.
-			acts = append(acts, engine.Dispatch{Instance: in.Name, HostID: in.HostID, Command: *c})
 		}
 	}
 	r.reindex(rec)
+	var first []*request
+	if restarted {
+		// Commands handed out again get a fresh pickup clock; the commit
+		// re-queues the unacknowledged ones for their hosts.
+		first = append(first, &request{ev: engine.Resumed{}})
+	}
 	r.wg.Add(1)
-	go r.loop(l)
-	r.perform(l, rec, acts)
+	go r.loop(lv, first)
+	r.perform(lv, rec, acts)
 	if rec.Engine.Status == engine.StatusCreated {
 		// Committed but not started (new, or the server stopped right
 		// after creating it). Start is queued like any other event, so
 		// CreateDeployment answers at once.
-		go r.sendRetrying(rec.ID, engine.Start{})
+		r.goOwned(func() { r.sendRetrying(rec.ID, engine.Start{}) })
 	}
 }
 
 // sendRetrying delivers an event nobody waits on, retrying transient
 // failures (a failed commit) until the deployment ends or the server stops.
-func (r *Runner) sendRetrying(id string, ev any) {
+func (r *Runner) sendRetrying(id string, ev engine.Event) {
 	for {
 		err := r.send(r.ctx, id, ev)
 		var na *engine.ErrNotApplicable
@@ -331,49 +381,80 @@ func (r *Runner) sendRetrying(id string, ev any) {
 	}
 }
 
-// send queues an event for a live deployment and waits for its commit.
-func (r *Runner) send(ctx context.Context, id string, ev any) error {
+// send delivers an event to a deployment, wherever it runs, and waits for
+// its commit.
+func (r *Runner) send(ctx context.Context, id string, ev engine.Event) error {
+	res, err := r.deliver(ctx, id, ev)
+	if err != nil {
+		return err
+	}
+	return res.err
+}
+
+// deliver hands an event to the deployment's loop: directly when this
+// replica drives it, else through the store's inbox to the replica that
+// does (or will, after a takeover).
+func (r *Runner) deliver(ctx context.Context, id string, ev engine.Event) (result, error) {
 	r.mu.Lock()
 	l := r.lives[id]
 	r.mu.Unlock()
-	if l == nil {
-		return errNotLive
+	if l != nil {
+		res, err := r.sendLocal(ctx, l, ev)
+		if err != errNotLive {
+			return res, err
+		}
+		// Retired, or the lease moved: the store knows which.
 	}
-	req := &request{ev: ev, reply: make(chan error, 1)}
+	return r.sendStore(ctx, id, ev)
+}
+
+// sendLocal queues an event for a live deployment and waits for its commit.
+func (r *Runner) sendLocal(ctx context.Context, l *live, ev engine.Event) (result, error) {
+	req := &request{ev: ev, reply: make(chan result, 1)}
 	select {
 	case l.inbox <- req:
 	case <-l.done:
-		return errNotLive
+		return result{}, errNotLive
 	case <-ctx.Done():
-		return ctx.Err()
+		return result{}, ctx.Err()
 	case <-r.ctx.Done():
-		return errors.New("server shutting down")
+		return result{}, errShutdown
 	}
 	select {
-	case err := <-req.reply:
-		return err
+	case res := <-req.reply:
+		return res, nil
 	case <-l.done:
 		// Retired: a request that raced the retirement is answered here.
 		select {
-		case err := <-req.reply:
-			return err
+		case res := <-req.reply:
+			return res, nil
 		default:
-			return errNotLive
+			return result{}, errNotLive
 		}
 	case <-r.ctx.Done():
-		return errors.New("server shutting down")
+		return result{}, errShutdown
 	case <-ctx.Done():
-		return ctx.Err()
+		return result{}, ctx.Err()
 	}
 }
 
-var errNotLive = errors.New("deployment is not active")
+var (
+	errNotLive  = errors.New("deployment is not active")
+	errShutdown = errors.New("server shutting down")
+)
 
-// loop owns one live deployment until it reaches a terminal status.
-func (r *Runner) loop(l *live) {
+// loop owns one live deployment until it reaches a terminal status or
+// loses its lease.
+func (r *Runner) loop(l *live, first []*request) {
 	defer r.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// Whatever waits in the store's inbox joins the first batch.
+	batch := append(first, r.readInbox(l)...)
+	if len(batch) > 0 && !r.apply(l, batch) {
+		r.abandon(l)
+		return
+	}
 	for {
 		rec := l.rec
 		if engine.Terminal(rec.Engine.Status) {
@@ -387,19 +468,27 @@ func (r *Runner) loop(l *live) {
 			default:
 			}
 		}
+		// Without a deadline the loop still looks at its store inbox now
+		// and then, in case a change notification was lost.
+		d := inboxRecheck
 		if !wake.IsZero() {
-			timer.Reset(max(wake.Sub(r.now()), 0) + time.Millisecond)
-		} else {
-			timer.Reset(time.Hour)
+			d = min(max(wake.Sub(r.now()), 0)+time.Millisecond, d)
 		}
+		timer.Reset(d)
 		var batch []*request
 		select {
 		case <-r.ctx.Done():
 			return
+		case <-l.ctx.Done():
+			r.abandon(l)
+			return
 		case req := <-l.inbox:
 			batch = append(batch, req)
+		case <-l.poke:
+			batch = append(batch, r.readInbox(l)...)
 		case <-timer.C:
 			batch = append(batch, &request{ev: engine.Tick{}})
+			batch = append(batch, r.readInbox(l)...)
 		}
 		// Take whatever else queued up while we were busy: these commit
 		// together.
@@ -412,19 +501,26 @@ func (r *Runner) loop(l *live) {
 				break drain
 			}
 		}
-		r.apply(l, batch)
+		if len(batch) > 0 && !r.apply(l, batch) {
+			r.abandon(l)
+			return
+		}
 	}
 }
 
+// inboxRecheck is how often a live deployment re-reads its store inbox
+// without being told to.
+const inboxRecheck = 5 * time.Second
+
 // apply steps the engine through a batch, commits once, then replies and
-// performs the decisions.
-func (r *Runner) apply(l *live, batch []*request) {
+// performs the decisions. It returns false when the lease was lost.
+func (r *Runner) apply(l *live, batch []*request) bool {
 	ctx := r.ctx
 	rec := l.rec
 	now := r.now()
 	var acts []engine.Action
 	var reads []*request
-	errs := make([]error, len(batch))
+	res := make([]result, len(batch))
 	events := 0
 	was := before(rec)
 	for i, req := range batch {
@@ -432,16 +528,30 @@ func (r *Runner) apply(l *live, batch []*request) {
 			reads = append(reads, req)
 			continue
 		}
+		if req.sync != nil {
+			defer close(req.sync)
+			continue
+		}
 		events++
 		a, err := engine.Step(rec.Engine, r.cfg.Engine, req.ev, now)
-		errs[i] = err
+		res[i].err = err
+		if ack, ok := req.ev.(engine.Acked); ok {
+			res[i].took = ackTook(rec, ack.CommandID)
+		}
 		acts = append(acts, a...)
 	}
 	var post []func()
 	if events > 0 {
-		if err := r.commit(ctx, rec, was, now, acts, &post); err != nil {
+		// The protocol view is updated before the commit makes the new
+		// commands visible to polls, so an acknowledgement never finds
+		// its command unknown; after a failed commit it is put back.
+		r.reindex(rec)
+		if err := r.commit(ctx, l, was, now, acts, batch, res, &post); err != nil {
+			lost := errors.Is(err, lease.ErrLost)
+			if !lost {
+				r.log.Error("commit deployment step", "deployment", l.id, "err", err)
+			}
 			// Nothing was written: go back to the committed state and report.
-			r.log.Error("commit deployment step", "deployment", l.id, "err", err)
 			_ = r.cfg.Store.View(ctx, func(tx store.Tx) error {
 				old, lerr := loadRecord(ctx, tx, l.id)
 				if lerr == nil {
@@ -449,17 +559,21 @@ func (r *Runner) apply(l *live, batch []*request) {
 				}
 				return lerr
 			})
+			r.reindex(l.rec)
 			for _, req := range batch {
 				if req.reply != nil {
-					req.reply <- fmt.Errorf("commit: %w", err)
+					if lost {
+						req.reply <- result{err: errNotLive}
+					} else {
+						req.reply <- result{err: fmt.Errorf("commit: %w", err)}
+					}
 				}
 				if req.read != nil {
 					req.read <- nil
 				}
 			}
-			return
+			return !lost
 		}
-		r.reindex(rec)
 	}
 	if len(reads) > 0 {
 		// Readers get the committed state, encoded once for all of them.
@@ -470,21 +584,31 @@ func (r *Runner) apply(l *live, batch []*request) {
 	}
 	for i, req := range batch {
 		if req.reply != nil {
-			req.reply <- errs[i]
+			req.reply <- res[i]
 		}
 	}
 	r.perform(l, rec, acts)
 	for _, f := range post {
 		f()
 	}
+	return true
+}
+
+// ackTook reports whether an acknowledgement made its command run: the
+// command is current and acknowledged (it may have timed out or been
+// stopped before the acknowledgement arrived).
+func ackTook(rec *Record, cmdID string) bool {
+	for _, in := range rec.Engine.Instances {
+		if c := in.Cmd; c != nil && c.ID == cmdID {
+			return !c.Acked.IsZero()
+		}
+	}
+	return false
 }
 
 // retire removes a finished deployment from the live set.
 func (r *Runner) retire(l *live) {
-	r.mu.Lock()
-	delete(r.lives, l.id)
-	delete(r.index, l.id)
-	r.mu.Unlock()
+	r.forget(l)
 	defer close(l.done)
 	// Answer anything still queued: the deployment is complete.
 	for {
@@ -494,13 +618,75 @@ func (r *Runner) retire(l *live) {
 				req.read <- nil // the caller reads the store instead
 				continue
 			}
+			if req.sync != nil {
+				close(req.sync)
+				continue
+			}
 			_, err := engine.Step(l.rec.Engine, r.cfg.Engine, req.ev, r.now())
 			if req.reply != nil {
-				req.reply <- err
+				req.reply <- result{err: err}
 			}
 		default:
 			return
 		}
+	}
+}
+
+// abandon stops driving a deployment whose lease was lost: requests still
+// queued go through the store to the new owner.
+func (r *Runner) abandon(l *live) {
+	r.log.Warn("deployment lease lost; another replica drives it now", "deployment", l.id)
+	r.forget(l)
+	close(l.done)
+	for {
+		select {
+		case req := <-l.inbox:
+			if req.read != nil {
+				req.read <- nil
+			}
+			if req.sync != nil {
+				close(req.sync)
+			}
+			if req.reply != nil {
+				req.reply <- result{err: errNotLive}
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (r *Runner) forget(l *live) {
+	l.lost()
+	r.mu.Lock()
+	if r.lives[l.id] == l {
+		delete(r.lives, l.id)
+		delete(r.index, l.id)
+	}
+	r.mu.Unlock()
+}
+
+// barrier waits until the loop of a live deployment has finished the batch
+// in progress (no-op when it is not live here).
+func (r *Runner) barrier(id string) {
+	r.mu.Lock()
+	l := r.lives[id]
+	r.mu.Unlock()
+	if l == nil {
+		return
+	}
+	req := &request{sync: make(chan struct{})}
+	select {
+	case l.inbox <- req:
+	case <-l.done:
+		return
+	case <-r.ctx.Done():
+		return
+	}
+	select {
+	case <-req.sync:
+	case <-l.done:
+	case <-r.ctx.Done():
 	}
 }
 
@@ -543,13 +729,33 @@ func (r *Runner) snapshot(id string) (*Record, bool) {
 }
 
 // commit persists the record and the side records its decisions imply, in
-// one transaction. post collects work to run after the commit (starting a
-// rollback's loop).
-func (r *Runner) commit(ctx context.Context, rec *Record, was Step, now time.Time, acts []engine.Action, post *[]func()) error {
+// one transaction fenced by the deployment's lease: the host command
+// queue, desired target-group membership, teardown owed, the store inbox
+// events the batch applied and their replies. post collects work to run
+// after the commit (starting a rollback's loop).
+func (r *Runner) commit(ctx context.Context, l *live, was Step, now time.Time, acts []engine.Action, batch []*request, res []result, post *[]func()) error {
+	rec := l.rec
 	var rollback *Record
+	var queued map[int]string
 	var observed []func()
 	err := r.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		rollback, observed = nil, nil
+		if err := r.leases.Check(ctx, tx, l.lease); err != nil {
+			return err
+		}
+		for i, req := range batch {
+			if req.inboxKey == "" {
+				continue
+			}
+			if _, err := tx.Delete(ctx, kindInbox, req.inboxKey); err != nil {
+				return err
+			}
+			if req.wantReply {
+				if err := tx.Put(ctx, kindReply, req.inboxKey, encodeReply(res[i])); err != nil {
+					return err
+				}
+			}
+		}
 		for _, a := range acts {
 			switch a := a.(type) {
 			case engine.Traffic:
@@ -596,17 +802,28 @@ func (r *Runner) commit(ctx context.Context, rec *Record, was Step, now time.Tim
 					return err
 				}
 				rollback = rb
+				if err := r.leases.Drop(ctx, tx, l.lease); err != nil {
+					return err
+				}
 			}
 		}
 		if err := r.recordInstanceRevisions(ctx, tx, rec); err != nil {
 			return err
 		}
+		changed := func(in *engine.Instance) bool { return !in.LastUpdated.Before(now) }
+		var err error
+		if queued, err = queueHostCommands(ctx, tx, rec, changed, l.queued); err != nil {
+			return err
+		}
 		if err := r.observe(ctx, tx, was, rec, now, &observed); err != nil {
 			return err
 		}
-		return saveRecord(ctx, tx, rec, func(in *engine.Instance) bool { return !in.LastUpdated.Before(now) })
+		return saveRecord(ctx, tx, rec, changed)
 	})
+	// What is queued is known again only once a commit went through.
+	l.queued = nil
 	if err == nil {
+		l.queued = queued
 		*post = append(*post, observed...)
 	}
 	if err == nil && rollback != nil {
@@ -648,8 +865,14 @@ func saveRecord(ctx context.Context, tx store.Tx, rec *Record, changed func(*eng
 
 func targetKey(id string, i int) string { return fmt.Sprintf("%s/%06d", id, i) }
 
-// startLive begins a committed, newly created deployment.
-func (r *Runner) startLive(rec *Record) { r.resume(rec, false) }
+// startLive begins a committed, newly created deployment, unless another
+// replica's scheduler took its lease first (it then drives it).
+func (r *Runner) startLive(rec *Record) {
+	if err := r.takeOver(r.ctx, rec.ID, rec); err != nil {
+		r.log.Warn("taking the lease of a new deployment; the scheduler retries", "deployment", rec.ID, "err", err)
+		r.pokeScheduler()
+	}
+}
 
 // finish records a terminal deployment on its group and, when asked,
 // creates the rollback deployment in the same transaction.

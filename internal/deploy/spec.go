@@ -12,11 +12,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -64,24 +62,23 @@ func (s *PKCS7Signer) Sign(spec []byte) (string, string, error) {
 	return "PKCS7/JSON", string(pem.EncodeToMemory(&pem.Block{Type: "PKCS7", Bytes: der})), nil
 }
 
-// LoadOrCreateSpecSigner loads the spec-signing certificate and key from
-// dir (spec-signing.crt / spec-signing.key), creating a self-signed pair on
-// first start.
-func LoadOrCreateSpecSigner(dir string) (*PKCS7Signer, error) {
-	return LoadSpecSigner(filepath.Join(dir, "spec-signing.crt"), filepath.Join(dir, "spec-signing.key"), true)
+// LoadSpecSigner loads a PEM certificate and key to sign specifications
+// with (--spec-cert, --spec-key).
+func LoadSpecSigner(certPath, keyPath string) (*PKCS7Signer, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("spec-signing certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("spec-signing key: %w", err)
+	}
+	return ParseSpecSigner(certPEM, keyPEM)
 }
 
-// LoadSpecSigner loads a PEM certificate and key to sign specifications
-// with, creating a self-signed pair at those paths when create is set and
-// they do not exist.
-func LoadSpecSigner(certPath, keyPath string, create bool) (*PKCS7Signer, error) {
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if create && errors.Is(err, os.ErrNotExist) {
-		if err := createSpecCert(certPath, keyPath); err != nil {
-			return nil, err
-		}
-		pair, err = tls.LoadX509KeyPair(certPath, keyPath)
-	}
+// ParseSpecSigner makes a signer of a PEM certificate and key.
+func ParseSpecSigner(certPEM, keyPEM []byte) (*PKCS7Signer, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("spec-signing certificate: %w", err)
 	}
@@ -92,10 +89,11 @@ func LoadSpecSigner(certPath, keyPath string, create bool) (*PKCS7Signer, error)
 	return &PKCS7Signer{Cert: cert, Key: pair.PrivateKey}, nil
 }
 
-func createSpecCert(certPath, keyPath string) error {
+// NewSpecCertPEM creates a self-signed spec-signing certificate and key.
+func NewSpecCertPEM() (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	tmpl := &x509.Certificate{
@@ -107,16 +105,13 @@ func createSpecCert(certPath, keyPath string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	kb, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
 }
 
 // buildSpec renders the deployment specification agents fetch (the fields

@@ -230,6 +230,19 @@ type Config struct {
 	StartFailureDelay time.Duration
 }
 
+// Event is an input of Step. The set is closed: only this package's event
+// types implement it, so every caller's switch can be checked against it.
+type Event interface{ isEvent() }
+
+func (Start) isEvent()     {}
+func (Tick) isEvent()      {}
+func (Acked) isEvent()     {}
+func (Completed) isEvent() {}
+func (Resumed) isEvent()   {}
+func (Continue) isEvent()  {}
+func (Stop) isEvent()      {}
+func (AlarmStop) isEvent() {}
+
 // Event kinds fed to Step.
 type (
 	// Start begins a created deployment.
@@ -360,7 +373,7 @@ func NewDeployment(d Deployment, blue, green []Instance, now time.Time) *Deploym
 }
 
 // Step applies ev at time now and returns the actions to carry out.
-func Step(d *Deployment, cfg Config, ev any, now time.Time) ([]Action, error) {
+func Step(d *Deployment, cfg Config, ev Event, now time.Time) ([]Action, error) {
 	if Terminal(d.Status) {
 		switch ev.(type) {
 		case Tick, Acked, Completed, Resumed:
@@ -406,8 +419,15 @@ func Step(d *Deployment, cfg Config, ev any, now time.Time) ([]Action, error) {
 	return s.actions, nil
 }
 
-// Action is one decision of Step.
-type Action any
+// Action is one decision of Step. The set is closed: Dispatch, Traffic,
+// Terminate, Finished and Prewarm.
+type Action interface{ isAction() }
+
+func (Dispatch) isAction()  {}
+func (Traffic) isAction()   {}
+func (Terminate) isAction() {}
+func (Finished) isAction()  {}
+func (Prewarm) isAction()   {}
 
 type stepper struct {
 	d       *Deployment
@@ -1138,7 +1158,12 @@ func (d *Deployment) NextWake(cfg Config) time.Time {
 		return t
 	}
 	for _, in := range d.Instances {
-		if c := in.Cmd; c != nil && !IsTrafficEvent(c.Event) {
+		if c := in.Cmd; c != nil && IsTrafficEvent(c.Event) {
+			// The same deadline tick enforces on a lost traffic result.
+			if cfg.EventTimeout > 0 {
+				min(c.Dispatched.Add(cfg.EventTimeout))
+			}
+		} else if c != nil {
 			if c.Acked.IsZero() && cfg.PickupTimeout > 0 {
 				min(c.Dispatched.Add(cfg.PickupTimeout))
 			} else if !c.Acked.IsZero() && cfg.EventTimeout > 0 {

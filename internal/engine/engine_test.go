@@ -41,7 +41,7 @@ func newWorld(t *testing.T, d *Deployment) *world {
 	return &world{t: t, d: d, now: t0, fail: func(string, string) bool { return false }, hold: func(string, string) bool { return false }}
 }
 
-func (w *world) step(ev any) error {
+func (w *world) step(ev Event) error {
 	w.t.Helper()
 	w.now = w.now.Add(time.Millisecond)
 	before := make([]string, len(w.d.Instances))
@@ -537,5 +537,36 @@ func TestResumedRestartsPickupClock(t *testing.T) {
 	_, _ = Step(d, testCfg, Tick{}, later.Add(time.Second))
 	if d.Status != StatusInProgress {
 		t.Fatalf("the server's downtime failed the event: %s", d.Status)
+	}
+}
+
+// TestNextWakeCoversTrafficCommands: a traffic command whose result never
+// comes is failed by tick at its timeout, and NextWake says when, so the
+// runner wakes for it instead of on a fallback timer.
+func TestNextWakeCoversTrafficCommands(t *testing.T) {
+	d := NewDeployment(Deployment{ID: "d-TC0000001", TrafficControl: true, MinHealthy: MinHealthy{Type: MostConcurrency}}, nil, hosts(1), t0)
+	now := t0
+	if _, err := Step(d, testCfg, Start{}, now); err != nil {
+		t.Fatal(err)
+	}
+	for c := d.Instances[0].Cmd; c != nil && !IsTrafficEvent(c.Event); c = d.Instances[0].Cmd {
+		now = now.Add(time.Second)
+		if _, err := Step(d, testCfg, Completed{CommandID: c.ID, Succeeded: true}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := d.Instances[0].Cmd
+	if c == nil || c.Event != BlockTraffic {
+		t.Fatalf("command %+v, want BlockTraffic in flight", c)
+	}
+	want := c.Dispatched.Add(testCfg.EventTimeout)
+	if got := d.NextWake(testCfg); !got.Equal(want) {
+		t.Fatalf("next wake %v, want the traffic timeout %v", got, want)
+	}
+	if _, err := Step(d, testCfg, Tick{}, want); err != nil {
+		t.Fatal(err)
+	}
+	if d.Instances[0].Cmd != nil || d.Status != StatusFailed {
+		t.Fatalf("after the traffic timeout: status %s, command %+v", d.Status, d.Instances[0].Cmd)
 	}
 }

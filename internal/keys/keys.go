@@ -68,6 +68,10 @@ type Manager struct {
 	Store  store.Store
 	Sealer Sealer
 	Now    func() time.Time
+	// CacheFor, when positive, lets Lookup answer from memory for that
+	// long; the owner must call Forget for every change of a key record.
+	CacheFor time.Duration
+	cache    lookupCache
 }
 
 var (
@@ -234,6 +238,21 @@ func (m *Manager) Get(ctx context.Context, id string) (Key, error) {
 
 // Lookup returns a live key and its secret.
 func (m *Manager) Lookup(ctx context.Context, id string) (Key, string, error) {
+	if m.CacheFor > 0 {
+		if e, ok := m.cache.get(id, m.now(), m.CacheFor); ok {
+			return e.key, e.secret, nil
+		}
+		gen := m.cache.generation()
+		k, secret, err := m.lookup(ctx, id)
+		if err == nil {
+			m.cache.put(id, cachedKey{key: k, secret: secret, at: m.now()}, gen)
+		}
+		return k, secret, err
+	}
+	return m.lookup(ctx, id)
+}
+
+func (m *Manager) lookup(ctx context.Context, id string) (Key, string, error) {
 	var k Key
 	b, err := store.Get(ctx, m.Store, kind, id)
 	if err == nil {
@@ -275,6 +294,7 @@ func (m *Manager) List(ctx context.Context) ([]Key, error) {
 
 // Revoke disables a key at once; the record is kept for the audit trail.
 func (m *Manager) Revoke(ctx context.Context, id string) error {
+	defer m.cache.forget(id)
 	return m.Store.Update(ctx, func(tx store.Tx) error {
 		b, err := tx.Get(ctx, kind, id)
 		if errors.Is(err, store.ErrNotFound) {

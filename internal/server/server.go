@@ -14,13 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/alarm"
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/engine"
 	"github.com/cutoverhq/cutover/internal/keys"
@@ -95,7 +95,8 @@ type Config struct {
 	// "TEXT/JSON".
 	SpecFormat string
 	// SpecCert and SpecKey sign the specifications (PEM); default: a
-	// self-signed pair created in DataDir.
+	// self-signed pair created once and kept (key sealed) in the database,
+	// shared by every replica.
 	SpecCert, SpecKey string
 	// S3Disabled turns off the embedded revision store (S3 protocol on the
 	// same listener, objects in DataDir/revisions).
@@ -124,12 +125,14 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	BodyTimeout       time.Duration
 	MaxConnections    int
+	// ReplicaID names this replica in deployment leases; default random.
+	ReplicaID string
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
 // else SQLite in the data directory.
 func OpenStore(ctx context.Context, dataDir, database string) (store.Store, error) {
-	if strings.HasPrefix(database, "postgres://") || strings.HasPrefix(database, "postgresql://") {
+	if isPostgres(database) {
 		return postgres.Open(ctx, database)
 	}
 	if database != "" {
@@ -167,13 +170,15 @@ type Server struct {
 	Traffic *traffic.Mux
 	// Revisions is the embedded revision store; nil when disabled.
 	Revisions *revstore.Store
-	sealer    *secretbox.Box
-	ca        *tlsca.Authority
-	tls       bool
-	handler   http.Handler
-	http      *http.Server
-	listener  net.Listener
-	closers   []func() error
+	// Changes reports the store's changes (every replica's on PostgreSQL).
+	Changes  *changefeed.Feed
+	sealer   *secretbox.Box
+	ca       *tlsca.Authority
+	tls      bool
+	handler  http.Handler
+	http     *http.Server
+	listener net.Listener
+	closers  []func() error
 
 	Metrics   *metrics.Metrics
 	Triggers  *trigger.Notifier // nil without TriggersConfig
@@ -198,6 +203,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := keys.ValidAccount(cfg.RootAccount); err != nil {
 		return nil, fmt.Errorf("root account: %w", err)
 	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = defaultReplicaID()
+	}
 	sealer, err := OpenSealer(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -208,7 +216,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, Store: st, sealer: sealer}
 	s.closers = append(s.closers, st.Close)
-	s.Keys = &keys.Manager{Store: st, Sealer: sealer, Now: cfg.Now}
+	if err := checkSealer(ctx, st, sealer); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openFeed(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Keys = &keys.Manager{Store: st, Sealer: sealer, Now: cfg.Now, CacheFor: keyCacheFor(cfg.Database)}
 	if err := s.initKeys(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -231,6 +247,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.followCaches()
 
 	if err := s.startRunner(ctx); err != nil {
 		s.Close()
@@ -270,6 +287,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_, _ = w.Write(s.ca.PEM)
 	})
+	mux.HandleFunc("GET /readyz", s.readyz)
 	// The official agent's start-up check does GET / over TLS and accepts
 	// any status; everything else is the JSON protocol.
 	mux.Handle("/", withKeyMemo(h))
@@ -309,9 +327,9 @@ func (s *Server) startRunner(ctx context.Context) error {
 		var p *deploy.PKCS7Signer
 		var err error
 		if cfg.SpecCert != "" || cfg.SpecKey != "" {
-			p, err = deploy.LoadSpecSigner(cfg.SpecCert, cfg.SpecKey, false)
+			p, err = deploy.LoadSpecSigner(cfg.SpecCert, cfg.SpecKey)
 		} else {
-			p, err = deploy.LoadOrCreateSpecSigner(cfg.DataDir)
+			p, err = sharedSpecSigner(ctx, s.Store, s.sealer, cfg.DataDir)
 		}
 		if err != nil {
 			return err
@@ -339,6 +357,9 @@ func (s *Server) startRunner(ctx context.Context) error {
 		Teardown:     teardown(cfg.TeardownCommand, cfg.TeardownWebhook, s.log),
 		Observer:     s.observer(),
 		Destinations: destinations{s},
+		Changes:      s.Changes, ReplicaID: cfg.ReplicaID,
+		// One process per SQLite file: leases of an earlier run are stale.
+		Exclusive: !isPostgres(cfg.Database),
 	})
 	s.API.Deployments = s.Runner
 	s.API.OnDeleteApplication = s.Runner.DeleteApplicationDeployments
@@ -501,6 +522,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	s.http.RegisterOnShutdown(s.Runner.StopPolls)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	if s.ca != nil {

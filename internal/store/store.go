@@ -17,6 +17,8 @@ package store
 import (
 	"context"
 	"errors"
+
+	"github.com/cutoverhq/cutover/internal/changefeed"
 )
 
 // ErrNotFound is returned by Get when no record exists for the key.
@@ -85,4 +87,14 @@ type Tx interface {
 	// and sorts strictly after the key "after" (empty: from the start), in
 	// ascending key order. limit <= 0 means no limit.
 	Scan(ctx context.Context, kind, prefix, after string, limit int) ([]Item, error)
+}
+
+// Notifier is implemented by stores that report, for every committed
+// Update, which records of the watched kinds it wrote (put, inserted or
+// deleted). SQLite calls publish right after the commit; PostgreSQL sends
+// the changes with pg_notify inside the transaction (channel
+// [changefeed.Channel]), so every replica's listener hears of them exactly
+// when they are committed, and publish is not called.
+type Notifier interface {
+	NotifyChanges(kinds []string, publish func([]changefeed.Change))
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 
+	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/store/internal/sqlkv"
 )
@@ -115,6 +116,26 @@ func migrate(ctx context.Context, db *sql.DB) (int, error) {
 		return 0, fmt.Errorf("migrate: commit: %w", err)
 	}
 	return n, nil
+}
+
+// NotifyChanges implements [store.Notifier]: writes of kinds are announced
+// with pg_notify in their own transaction; publish is not used (every
+// replica's [changefeed.Listener] hears them, this one's included).
+func (db *DB) NotifyChanges(kinds []string, _ func([]changefeed.Change)) {
+	h := &sqlkv.ChangeHooks{Kinds: map[string]bool{}, InTx: notify}
+	for _, k := range kinds {
+		h.Kinds[k] = true
+	}
+	db.db.SetChangeHooks(h)
+}
+
+func notify(ctx context.Context, tx *sql.Tx, changes []changefeed.Change) error {
+	for _, p := range changefeed.Payloads(changes) {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", changefeed.Channel, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Update implements [store.Store]. fn is run again, up to a few times, if

@@ -27,6 +27,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/store/internal/sqlkv"
 )
@@ -144,6 +145,17 @@ func migrate(ctx context.Context, db *sql.DB) (int, error) {
 		return 0, fmt.Errorf("migrate: commit: %w", err)
 	}
 	return n, nil
+}
+
+// NotifyChanges implements [store.Notifier]: publish is called after each
+// commit that wrote records of kinds. Other processes' writes to the same
+// file are not reported.
+func (db *DB) NotifyChanges(kinds []string, publish func([]changefeed.Change)) {
+	h := &sqlkv.ChangeHooks{Kinds: map[string]bool{}, AfterCommit: publish}
+	for _, k := range kinds {
+		h.Kinds[k] = true
+	}
+	db.writer.SetChangeHooks(h)
 }
 
 // Update implements [store.Store]. Transactions run one at a time.

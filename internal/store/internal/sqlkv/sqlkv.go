@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/store"
 )
 
@@ -108,7 +110,21 @@ func (d *Dialect) ScanQuery(table string, kind, prefix, after string, limit int)
 type Pool struct {
 	DB    *sql.DB
 	stmts sync.Map // SQL text -> *sql.Stmt
+	hooks atomic.Pointer[ChangeHooks]
 }
+
+// ChangeHooks report the records of watched kinds that a transaction wrote.
+type ChangeHooks struct {
+	Kinds map[string]bool
+	// InTx runs just before the commit, inside the transaction (PostgreSQL:
+	// pg_notify, delivered only if the commit succeeds).
+	InTx func(ctx context.Context, tx *sql.Tx, changes []changefeed.Change) error
+	// AfterCommit runs once the commit succeeded.
+	AfterCommit func(changes []changefeed.Change)
+}
+
+// SetChangeHooks installs h for transactions begun afterwards.
+func (p *Pool) SetChangeHooks(h *ChangeHooks) { p.hooks.Store(h) }
 
 // Get reads one record outside any transaction.
 func (p *Pool) Get(ctx context.Context, d *Dialect, kind, key string) ([]byte, error) {
@@ -183,6 +199,16 @@ type Tx struct {
 	// half inside the transaction.
 	mu   sync.RWMutex
 	done bool
+
+	hooks   *ChangeHooks
+	written []changefeed.Change
+}
+
+// wrote notes a write of a watched kind.
+func (t *Tx) wrote(kind, key string) {
+	if t.hooks != nil && t.hooks.Kinds[kind] {
+		t.written = append(t.written, changefeed.Change{Topic: kind, ID: key})
+	}
 }
 
 var _ store.Tx = (*Tx)(nil)
@@ -284,6 +310,7 @@ func (t *Tx) Put(ctx context.Context, kind, key string, value []byte) error {
 	if _, err := t.exec(ctx, t.d.Put, kind, key, nonNil(value)); err != nil {
 		return fmt.Errorf("%s: put %s/%s: %w", t.d.Name, kind, key, err)
 	}
+	t.wrote(kind, key)
 	return nil
 }
 
@@ -304,6 +331,7 @@ func (t *Tx) Insert(ctx context.Context, kind, key string, value []byte) error {
 	if n == 0 {
 		return store.ErrExists
 	}
+	t.wrote(kind, key)
 	return nil
 }
 
@@ -320,6 +348,9 @@ func (t *Tx) Delete(ctx context.Context, kind, key string) (bool, error) {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("%s: delete %s/%s: %w", t.d.Name, kind, key, err)
+	}
+	if n > 0 {
+		t.wrote(kind, key)
 	}
 	return n > 0, nil
 }
@@ -375,6 +406,9 @@ func Run(ctx context.Context, p *Pool, opts *sql.TxOptions, d *Dialect, update b
 		return fmt.Errorf("%s: begin: %w", d.Name, err)
 	}
 	t := &Tx{d: d, pool: p, tx: sqlTx, update: update}
+	if update {
+		t.hooks = p.hooks.Load()
+	}
 	committed := false
 	defer func() {
 		if !committed {
@@ -386,9 +420,17 @@ func Run(ctx context.Context, p *Pool, opts *sql.TxOptions, d *Dialect, update b
 		return err
 	}
 	t.close()
+	if len(t.written) > 0 && t.hooks.InTx != nil {
+		if err := t.hooks.InTx(ctx, sqlTx, t.written); err != nil {
+			return fmt.Errorf("%s: notify: %w", d.Name, err)
+		}
+	}
 	committed = true // Commit ends the transaction even when it fails
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", d.Name, err)
+	}
+	if len(t.written) > 0 && t.hooks.AfterCommit != nil {
+		t.hooks.AfterCommit(t.written)
 	}
 	return nil
 }

@@ -1,0 +1,296 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/lease"
+	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/traffic"
+)
+
+// kindApplied records, per HAProxy target group, the membership its pushing
+// replica last applied: target group -> appliedRecord.
+const kindApplied = "tgapplied"
+
+// appliedRecord is the outcome of the last push of a target group.
+type appliedRecord struct {
+	Hash  string `json:"hash"` // of the stored desired membership pushed
+	Error string `json:"error,omitempty"`
+}
+
+// reconciler makes the routers serve the desired membership stored for
+// each target group: level-triggered, it re-reads the store and applies the
+// whole membership whenever told that it changed (change feed, start-up,
+// a traffic event waiting). One worker per target group pushes one state at
+// a time; a newer state cancels a push still waiting for health checks
+// (Router.Apply then keeps what it registered, and removes nothing).
+//
+// Every replica runs the builtin routers of its configuration, so every
+// replica pushes builtin target groups to its own listeners. An HAProxy is
+// shared: only the replica holding the target group's lease pushes to it,
+// and it records the outcome (kindApplied) for the replica whose traffic
+// event waits on it.
+type reconciler struct {
+	r *Runner
+
+	mu      sync.Mutex
+	workers map[string]*tgWorker
+}
+
+type tgWorker struct {
+	poke chan struct{}
+
+	mu       sync.Mutex
+	cancel   context.CancelFunc // of the push in flight
+	waiters  []chan error       // wait for a push started after they asked
+	inflight []chan error
+}
+
+func newReconciler(r *Runner) *reconciler {
+	return &reconciler{r: r, workers: map[string]*tgWorker{}}
+}
+
+// pushes reports whether this replica pushes tg to its router.
+func (c *reconciler) pushes(tg string) bool {
+	r := c.r
+	cfg, ok := r.cfg.TargetGroups[tg]
+	if !ok || r.cfg.Traffic == nil {
+		return false
+	}
+	if cfg.Driver != traffic.DriverHAProxy {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, held := r.tgHeld[tg]
+	return held
+}
+
+func (c *reconciler) pokeAll() {
+	for tg := range c.r.cfg.TargetGroups {
+		c.pokeGroup(tg)
+	}
+}
+
+// pokeGroup asks for tg to be pushed again, superseding a push in flight.
+func (c *reconciler) pokeGroup(tg string) {
+	if !c.pushes(tg) {
+		return
+	}
+	w := c.worker(tg)
+	w.mu.Lock()
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.mu.Unlock()
+	select {
+	case w.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (c *reconciler) worker(tg string) *tgWorker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.workers[tg]
+	if w == nil {
+		w = &tgWorker{poke: make(chan struct{}, 1)}
+		c.workers[tg] = w
+		c.r.goOwned(func() { c.run(tg, w) })
+	}
+	return w
+}
+
+func (c *reconciler) run(tg string, w *tgWorker) {
+	r := c.r
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-w.poke:
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, trafficTimeout)
+		w.mu.Lock()
+		w.cancel = cancel
+		w.inflight = append(w.inflight, w.waiters...)
+		w.waiters = nil
+		w.mu.Unlock()
+		err := c.push(ctx, tg)
+		superseded := ctx.Err() == context.Canceled && r.ctx.Err() == nil
+		cancel()
+		w.mu.Lock()
+		w.cancel = nil
+		var answer []chan error
+		if !superseded {
+			answer, w.inflight = w.inflight, nil
+		}
+		w.mu.Unlock()
+		for _, ch := range answer {
+			ch <- err
+		}
+		if err != nil && !superseded && r.ctx.Err() == nil {
+			r.log.Warn("applying target group membership", "target_group", tg, "err", err)
+		}
+	}
+}
+
+// push applies the stored desired membership of tg to this replica's
+// router; for HAProxy it records the outcome for other replicas.
+func (c *reconciler) push(ctx context.Context, tg string) error {
+	r := c.r
+	var bs []traffic.Backend
+	var hash string
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		bs, hash, err = loadMembership(ctx, tx, tg)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = r.cfg.Traffic.Apply(ctx, tg, bs)
+	if r.cfg.TargetGroups[tg].Driver == traffic.DriverHAProxy && !errors.Is(err, context.Canceled) {
+		rec := appliedRecord{Hash: hash}
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		b, _ := json.Marshal(rec)
+		r.mu.Lock()
+		l, held := r.tgHeld[tg]
+		r.mu.Unlock()
+		if held {
+			werr := r.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+				if err := r.leases.Check(ctx, tx, l); err != nil {
+					return err
+				}
+				return tx.Put(ctx, kindApplied, tg, b)
+			})
+			if werr != nil {
+				r.log.Warn("recording target group push", "target_group", tg, "err", werr)
+			}
+		}
+	}
+	return err
+}
+
+// sync waits until tg's router serves the desired membership stored now:
+// for a target group this replica pushes, a push that starts after the
+// call; for an HAProxy pushed by another replica, its recorded outcome for
+// this very membership.
+func (c *reconciler) sync(ctx context.Context, tg string) error {
+	if c.r.cfg.TargetGroups[tg].Driver == traffic.DriverHAProxy && !c.pushes(tg) {
+		return c.awaitApplied(ctx, tg)
+	}
+	w := c.worker(tg)
+	ch := make(chan error, 1)
+	w.mu.Lock()
+	w.waiters = append(w.waiters, ch)
+	w.mu.Unlock()
+	c.pokeGroup(tg)
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// awaitApplied waits for the pushing replica of an HAProxy target group to
+// record that it applied the stored membership.
+func (c *reconciler) awaitApplied(ctx context.Context, tg string) error {
+	r := c.r
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var want string
+		var got appliedRecord
+		err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			if _, want, err = loadMembership(ctx, tx, tg); err != nil {
+				return err
+			}
+			b, err := tx.Get(ctx, kindApplied, tg)
+			if isNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(b, &got)
+		})
+		if err != nil {
+			return err
+		}
+		if got.Hash == want {
+			if got.Error != "" {
+				return errors.New(got.Error)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the replica pushing HAProxy target group %s: %w", tg, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func trafficLeaseName(tg string) string { return "traffic/" + tg }
+
+// holdTrafficLeases takes the free leases of HAProxy target groups; on
+// taking one it re-applies the stored membership (idempotent), so the new
+// pusher starts from a known state.
+func (r *Runner) holdTrafficLeases(ctx context.Context) error {
+	if r.cfg.Traffic == nil {
+		return nil
+	}
+	for tg, cfg := range r.cfg.TargetGroups {
+		if cfg.Driver != traffic.DriverHAProxy {
+			continue
+		}
+		r.mu.Lock()
+		_, held := r.tgHeld[tg]
+		r.mu.Unlock()
+		if held {
+			continue
+		}
+		l, ok, err := r.leases.Acquire(ctx, trafficLeaseName(tg))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		r.mu.Lock()
+		r.tgHeld[tg] = l
+		r.mu.Unlock()
+		r.log.Info("pushing HAProxy target group", "target_group", tg, "replica", r.cfg.ReplicaID)
+		r.recon.pokeGroup(tg)
+	}
+	return nil
+}
+
+// renewTrafficLeases renews the HAProxy target group leases held here.
+func (r *Runner) renewTrafficLeases() {
+	r.mu.Lock()
+	held := make(map[string]lease.Lease, len(r.tgHeld))
+	for tg, l := range r.tgHeld {
+		held[tg] = l
+	}
+	r.mu.Unlock()
+	for tg, l := range held {
+		err := r.leases.Renew(r.ctx, l)
+		if errors.Is(err, lease.ErrLost) {
+			r.mu.Lock()
+			delete(r.tgHeld, tg)
+			r.mu.Unlock()
+		} else if err != nil && r.ctx.Err() == nil {
+			r.log.Warn("renewing target group lease", "target_group", tg, "err", err)
+		}
+	}
+}

@@ -1,0 +1,618 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/engine"
+	"github.com/cutoverhq/cutover/internal/lease"
+	"github.com/cutoverhq/cutover/internal/store"
+)
+
+// Store kinds of the runtime state replicas share.
+const (
+	kindHostCmd  = "hostcmd"    // queueKey+" "+deployment id -> hostCommand waiting for the host to poll
+	kindHostAddr = "hostaddr"   // host -> address its agent last polled from
+	kindInbox    = "inbox"      // deployment id+"/"+seq -> inboxEvent for the replica driving it
+	kindReply    = "inboxreply" // same key -> inboxReply, once applied
+)
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func leaseName(id string) string         { return "deployment/" + id }
+func teardownLeaseName(id string) string { return "teardown/" + id }
+
+// queueKey is the queue of a host identifier in an account and region: the
+// same IAM ARN may name instances of several regions.
+func queueKey(account, region, host string) string {
+	return account + "/" + region + "/" + host
+}
+
+func hostCmdKey(queue, id string) string { return queue + " " + id }
+
+// queueHostCommands keeps the host command queue level with the engine:
+// a host has a queued command for a deployment exactly when the instance's
+// current command is an agent event not yet acknowledged. Only instances
+// changed by this step are looked at (every change stamps LastUpdated),
+// and of those only the ones whose queued command differs from what the
+// loop knows is queued (queued; nil after a resume or a failed commit:
+// then every instance is written once). It returns what is queued after
+// the transaction commits.
+func queueHostCommands(ctx context.Context, tx store.Tx, rec *Record, changed func(*engine.Instance) bool, queued map[int]string) (map[int]string, error) {
+	done := engine.Terminal(rec.Engine.Status)
+	known := queued != nil
+	next := make(map[int]string, len(queued))
+	for i, id := range queued {
+		next[i] = id
+	}
+	for i, in := range rec.Engine.Instances {
+		if known && !changed(in) && !done {
+			continue
+		}
+		want := ""
+		if c := in.Cmd; c != nil && !done && !engine.IsTrafficEvent(c.Event) && c.Acked.IsZero() {
+			want = c.ID
+		}
+		have, had := next[i]
+		if known && want == have && (want != "" || !had) {
+			continue
+		}
+		key := hostCmdKey(queueKey(rec.Account, rec.Region, in.HostID), rec.ID)
+		if want != "" {
+			c := in.Cmd
+			b, err := json.Marshal(hostCommand{ID: c.ID, Deployment: rec.ID, Host: in.HostID, Event: c.Event, Account: rec.Account, Region: rec.Region})
+			if err != nil {
+				return nil, err
+			}
+			if err := tx.Put(ctx, kindHostCmd, key, b); err != nil {
+				return nil, err
+			}
+			next[i] = want
+			continue
+		}
+		if _, err := tx.Delete(ctx, kindHostCmd, key); err != nil {
+			return nil, err
+		}
+		delete(next, i)
+	}
+	return next, nil
+}
+
+// inboxEvent is an event for a deployment, written by a replica that does
+// not drive it. Each engine event type has exactly one encoding here.
+type inboxEvent struct {
+	Type      string            `json:"type"`
+	Acked     *engine.Acked     `json:"acked,omitempty"`
+	Completed *engine.Completed `json:"completed,omitempty"`
+	Continue  *engine.Continue  `json:"continue,omitempty"`
+	Stop      *engine.Stop      `json:"stop,omitempty"`
+	AlarmStop *engine.AlarmStop `json:"alarmStop,omitempty"`
+	Reply     bool              `json:"reply"`
+}
+
+func encodeEvent(ev engine.Event) (inboxEvent, error) {
+	switch e := ev.(type) {
+	case engine.Start:
+		return inboxEvent{Type: "Start"}, nil
+	case engine.Acked:
+		return inboxEvent{Type: "Acked", Acked: &e}, nil
+	case engine.Completed:
+		return inboxEvent{Type: "Completed", Completed: &e}, nil
+	case engine.Continue:
+		return inboxEvent{Type: "Continue", Continue: &e}, nil
+	case engine.Stop:
+		return inboxEvent{Type: "Stop", Stop: &e}, nil
+	case engine.AlarmStop:
+		return inboxEvent{Type: "AlarmStop", AlarmStop: &e}, nil
+	}
+	return inboxEvent{}, fmt.Errorf("deploy: event %T cannot travel between replicas", ev)
+}
+
+func (e inboxEvent) event() (engine.Event, error) {
+	switch {
+	case e.Type == "Start":
+		return engine.Start{}, nil
+	case e.Type == "Acked" && e.Acked != nil:
+		return *e.Acked, nil
+	case e.Type == "Completed" && e.Completed != nil:
+		return *e.Completed, nil
+	case e.Type == "Continue" && e.Continue != nil:
+		return *e.Continue, nil
+	case e.Type == "Stop" && e.Stop != nil:
+		return *e.Stop, nil
+	case e.Type == "AlarmStop" && e.AlarmStop != nil:
+		return *e.AlarmStop, nil
+	}
+	return nil, fmt.Errorf("deploy: unknown inbox event %q", e.Type)
+}
+
+// inboxReply is the outcome of an inbox event, as its sender reads it.
+type inboxReply struct {
+	NotApplicable string `json:"notApplicable,omitempty"`
+	Err           string `json:"err,omitempty"`
+	Took          bool   `json:"took,omitempty"`
+}
+
+func encodeReply(res result) []byte {
+	var rep inboxReply
+	var na *engine.ErrNotApplicable
+	switch {
+	case errors.As(res.err, &na):
+		rep.NotApplicable = na.Reason
+	case res.err != nil:
+		rep.Err = res.err.Error()
+	}
+	rep.Took = res.took
+	b, _ := json.Marshal(rep)
+	return b
+}
+
+func (rep inboxReply) result() result {
+	res := result{took: rep.Took}
+	switch {
+	case rep.NotApplicable != "":
+		res.err = &engine.ErrNotApplicable{Reason: rep.NotApplicable}
+	case rep.Err != "":
+		res.err = errors.New(rep.Err)
+	}
+	return res
+}
+
+// readInbox returns the events waiting in the store for a live deployment.
+func (r *Runner) readInbox(l *live) []*request {
+	var items []store.Item
+	err := r.cfg.Store.View(l.ctx, func(tx store.Tx) error {
+		var err error
+		items, err = tx.Scan(l.ctx, kindInbox, l.id+"/", "", 1024)
+		return err
+	})
+	if err != nil {
+		if l.ctx.Err() == nil {
+			r.log.Warn("reading deployment inbox", "deployment", l.id, "err", err)
+		}
+		return nil
+	}
+	var out []*request
+	for _, it := range items {
+		var ie inboxEvent
+		err := json.Unmarshal(it.Value, &ie)
+		var ev engine.Event
+		if err == nil {
+			ev, err = ie.event()
+		}
+		if err != nil {
+			// Dropped by the commit, answered as an error.
+			r.log.Warn("undecodable inbox event", "key", it.Key, "err", err)
+			out = append(out, &request{ev: engine.Tick{}, inboxKey: it.Key, wantReply: ie.Reply})
+			continue
+		}
+		out = append(out, &request{ev: ev, inboxKey: it.Key, wantReply: ie.Reply})
+	}
+	return out
+}
+
+// maxInboxWait bounds how long a replica waits for the owner of a
+// deployment to apply an event it sent through the store: a takeover
+// after the owner died takes about LeaseTTL plus a scheduling round.
+const maxInboxWait = 30 * time.Second
+
+// sendStore writes an event to a deployment's store inbox and waits for the
+// replica driving it to apply it and reply.
+func (r *Runner) sendStore(ctx context.Context, id string, ev engine.Event) (result, error) {
+	ie, err := encodeEvent(ev)
+	if err != nil {
+		return result{}, err
+	}
+	ie.Reply = true
+	if done, err := r.terminal(ctx, id); err != nil {
+		return result{}, err
+	} else if done {
+		return result{}, errNotLive
+	}
+	b, err := json.Marshal(ie)
+	if err != nil {
+		return result{}, err
+	}
+	key := fmt.Sprintf("%s/%020d-%s", id, r.now().UnixNano(), randomID())
+	ctx, cancel := context.WithTimeout(ctx, maxInboxWait)
+	defer cancel()
+	// Watch for the reply before asking, so it cannot slip by unseen.
+	wake := r.waitFor(kindReply, key)
+	defer r.unwait(kindReply, key, wake)
+	if err := r.cfg.Store.Update(ctx, func(tx store.Tx) error { return tx.Put(ctx, kindInbox, key, b) }); err != nil {
+		return result{}, err
+	}
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
+	for {
+		rb, err := store.Get(ctx, r.cfg.Store, kindReply, key)
+		if err == nil {
+			var rep inboxReply
+			_ = json.Unmarshal(rb, &rep)
+			_ = r.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+				_, err := tx.Delete(ctx, kindReply, key)
+				return err
+			})
+			return rep.result(), nil
+		}
+		if !isNotFound(err) && ctx.Err() == nil {
+			return result{}, err
+		}
+		if done, _ := r.terminal(ctx, id); done {
+			// Finished before applying it: take the event back unless the
+			// owner got it in the meantime (then its reply is coming).
+			var took bool
+			_ = r.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+				var err error
+				took, err = tx.Delete(ctx, kindInbox, key)
+				return err
+			})
+			if took {
+				return result{}, errNotLive
+			}
+		}
+		select {
+		case <-wake:
+			wake = r.waitFor(kindReply, key)
+		case <-recheck.C:
+		case <-r.ctx.Done():
+			return result{}, errShutdown
+		case <-ctx.Done():
+			return result{}, fmt.Errorf("deployment %s: no replica applied the event in time: %w", id, ctx.Err())
+		}
+	}
+}
+
+// terminal reports whether a stored deployment has ended (or does not exist).
+func (r *Runner) terminal(ctx context.Context, id string) (bool, error) {
+	var done bool
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		rec, err := loadHeader(ctx, tx, id)
+		if isNotFound(err) {
+			done = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		done = engine.Terminal(rec.Engine.Status)
+		return nil
+	})
+	return done, err
+}
+
+// waitFor returns a channel closed at the next change of kind/key.
+func (r *Runner) waitFor(kind, key string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := kind + " " + key
+	ch := r.waiters[k]
+	if ch == nil {
+		ch = make(chan struct{})
+		r.waiters[k] = ch
+	}
+	return ch
+}
+
+func (r *Runner) unwait(kind, key string, ch chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := kind + " " + key
+	if r.waiters[k] == ch {
+		delete(r.waiters, k)
+	}
+}
+
+// hostWaker returns a channel closed when a command may be queued in a
+// host's queue (queueKey).
+func (r *Runner) hostWaker(host string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := r.wakers[host]
+	if ch == nil {
+		ch = make(chan struct{})
+		r.wakers[host] = ch
+	}
+	return ch
+}
+
+// dispatchChanges routes the change feed to what waits on it: long polls,
+// senders waiting for replies, live deployments' inboxes, the lease
+// scheduler and the routers.
+func (r *Runner) dispatchChanges() {
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.sub.Ready():
+		}
+		changes, reset := r.sub.Take()
+		if reset {
+			r.wakeAll()
+			continue
+		}
+		for _, c := range changes {
+			switch c.Topic {
+			case kindHostCmd:
+				host, _, _ := strings.Cut(c.ID, " ")
+				if c.ID == "" {
+					r.wakeAll()
+					continue
+				}
+				r.mu.Lock()
+				if ch := r.wakers[host]; ch != nil {
+					close(ch)
+					delete(r.wakers, host)
+				}
+				r.mu.Unlock()
+			case kindReply:
+				r.mu.Lock()
+				if ch := r.waiters[kindReply+" "+c.ID]; ch != nil {
+					close(ch)
+					delete(r.waiters, kindReply+" "+c.ID)
+				}
+				r.mu.Unlock()
+			case kindInbox:
+				dep, _, _ := strings.Cut(c.ID, "/")
+				r.mu.Lock()
+				l := r.lives[dep]
+				r.mu.Unlock()
+				if l != nil {
+					select {
+					case l.poke <- struct{}{}:
+					default:
+					}
+				} else if c.ID == "" {
+					r.wakeAll()
+				}
+			case kindMember:
+				if c.ID == "" {
+					r.recon.pokeAll()
+				} else {
+					r.recon.pokeGroup(c.ID)
+				}
+			case kindTeardown, lease.Kind:
+				// A lease given up, a teardown owed. New deployments are not
+				// raced for: their creator takes them, the others look once
+				// a second in case it died first.
+				r.pokeScheduler()
+			}
+		}
+	}
+}
+
+// wakeAll wakes every waiter after changes may have been missed.
+func (r *Runner) wakeAll() {
+	r.mu.Lock()
+	for k, ch := range r.wakers {
+		close(ch)
+		delete(r.wakers, k)
+	}
+	for k, ch := range r.waiters {
+		close(ch)
+		delete(r.waiters, k)
+	}
+	for _, l := range r.lives {
+		if l == nil {
+			continue
+		}
+		select {
+		case l.poke <- struct{}{}:
+		default:
+		}
+	}
+	r.mu.Unlock()
+	r.recon.pokeAll()
+	r.pokeScheduler()
+}
+
+func (r *Runner) pokeScheduler() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleEvery is how often a replica looks for work whose lease is free.
+const scheduleEvery = time.Second
+
+func (r *Runner) scheduleLoop() {
+	t := time.NewTicker(scheduleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		case <-r.poke:
+		}
+		if err := r.schedule(r.ctx); err != nil && r.ctx.Err() == nil {
+			r.log.Warn("looking for deployments to take over", "err", err)
+		}
+	}
+}
+
+// schedule takes the free leases of active deployments and owed teardowns
+// and starts driving them.
+func (r *Runner) schedule(ctx context.Context) error {
+	var deps []string
+	var teardowns []TeardownEvent
+	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		locks, err := tx.Scan(ctx, kindGroupLock, "", "", 0)
+		if err != nil {
+			return err
+		}
+		for _, l := range locks {
+			id := string(l.Value)
+			if r.claimed(id) {
+				continue
+			}
+			if free, err := r.leases.Free(ctx, tx, leaseName(id)); err != nil {
+				return err
+			} else if free {
+				deps = append(deps, id)
+			}
+		}
+		owed, err := tx.Scan(ctx, kindTeardown, "", "", 0)
+		if err != nil {
+			return err
+		}
+		for _, it := range owed {
+			var ev TeardownEvent
+			if err := json.Unmarshal(it.Value, &ev); err != nil {
+				return err
+			}
+			r.mu.Lock()
+			running := r.tearing[ev.DeploymentID]
+			r.mu.Unlock()
+			if running {
+				continue
+			}
+			if free, err := r.leases.Free(ctx, tx, teardownLeaseName(ev.DeploymentID)); err != nil {
+				return err
+			} else if free {
+				teardowns = append(teardowns, ev)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range deps {
+		if err := r.takeOver(ctx, id, nil); err != nil {
+			return err
+		}
+	}
+	for _, ev := range teardowns {
+		l, ok, err := r.leases.Acquire(ctx, teardownLeaseName(ev.DeploymentID))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		r.mu.Lock()
+		running := r.tearing[ev.DeploymentID]
+		r.tearing[ev.DeploymentID] = true
+		r.mu.Unlock()
+		if running {
+			continue
+		}
+		r.goOwned(func() { r.teardown(ev, l) })
+	}
+	return r.holdTrafficLeases(ctx)
+}
+
+// claimed reports whether this replica drives (or is starting) a deployment.
+func (r *Runner) claimed(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.lives[id]
+	return ok
+}
+
+// takeOver takes a free deployment lease and resumes the deployment from
+// its committed state. created is a deployment this replica just created
+// (nil: load it, and restart its commands' pickup clocks).
+func (r *Runner) takeOver(ctx context.Context, id string, created *Record) error {
+	r.mu.Lock()
+	if _, ok := r.lives[id]; ok {
+		r.mu.Unlock()
+		return nil
+	}
+	// A placeholder keeps startLive and the scheduler from both starting it.
+	r.lives[id] = nil
+	r.mu.Unlock()
+	started := false
+	defer func() {
+		if !started {
+			r.mu.Lock()
+			if l, ok := r.lives[id]; ok && l == nil {
+				delete(r.lives, id)
+			}
+			r.mu.Unlock()
+		}
+	}()
+	l, ok, err := r.leases.Acquire(ctx, leaseName(id))
+	if err != nil || !ok {
+		return err
+	}
+	rec := created
+	if rec == nil {
+		err = r.cfg.Store.View(ctx, func(tx store.Tx) error {
+			var err error
+			rec, err = loadRecord(ctx, tx, id)
+			return err
+		})
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			_ = r.leases.Release(ctx, l)
+			return err
+		}
+		if engine.Terminal(rec.Engine.Status) {
+			return r.leases.Release(ctx, l)
+		}
+		r.log.Info("driving deployment", "deployment", id, "replica", r.cfg.ReplicaID, "epoch", l.Epoch)
+	}
+	started = true
+	r.resume(rec, l, created == nil)
+	return nil
+}
+
+// renewLoop renews the leases of the deployments this replica drives; a
+// lease found lost stops its deployment's loop at once.
+func (r *Runner) renewLoop() {
+	t := time.NewTicker(r.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		lives := make([]*live, 0, len(r.lives))
+		for _, l := range r.lives {
+			if l != nil {
+				lives = append(lives, l)
+			}
+		}
+		r.mu.Unlock()
+		for _, l := range lives {
+			err := r.leases.Renew(l.ctx, l.lease)
+			if errors.Is(err, lease.ErrLost) {
+				l.lost()
+			} else if err != nil && l.ctx.Err() == nil {
+				r.log.Warn("renewing deployment lease", "deployment", l.id, "err", err)
+			}
+		}
+		r.renewTrafficLeases()
+	}
+}
+
+// Ready reports whether this replica can work: the store answers and it can
+// take and renew leases (it writes a lease of its own).
+func (r *Runner) Ready(ctx context.Context) error {
+	l, ok, err := r.leases.Acquire(ctx, "replica/"+r.cfg.ReplicaID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("another process holds this replica's lease: replica ids must differ")
+	}
+	_ = l
+	return nil
+}
