@@ -97,6 +97,8 @@ func TestReplicasShareKeysCommandsAndControl(t *testing.T) {
 	// away, not a poll recheck (5 s).
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("the deployment took %s: commands queued on A did not wake the poll on B at once", d)
+	} else {
+		t.Logf("deployment driven by A for an agent polling B: %s", d.Round(time.Millisecond))
 	}
 	if got := hookOrder(t, h.evidence, id); !slices.Equal(got, []string{"BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"}) {
 		t.Errorf("hooks ran %v", got)
