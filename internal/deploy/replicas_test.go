@@ -190,3 +190,47 @@ func TestReplicasBlueGreenHAProxy(t *testing.T) {
 	ham.CheckNoFailures(t)
 	bgCheckServed(t, ham, append(append([]*bgHost{}, f.Blue...), f.Green...))
 }
+
+// TestReplicaGracefulStopHandsOver: a replica shut down cleanly gives its
+// leases up, so another takes its deployments over at once instead of
+// after the lease expires.
+func TestReplicaGracefulStopHandsOver(t *testing.T) {
+	envs := startReplicas(t, 2)
+	a, b := envs[0], envs[1]
+	e := &e2e{env: a, s3: startS3(t)}
+	release := filepath.Join(t.TempDir(), "release")
+	t.Cleanup(func() { touch(t, release) })
+	h := startHost(t, b, e.s3.URL, "host-1", "web", release)
+	a.SetupGroup(t, "app", "web", "CodeDeployDefault.AllAtOnce", "role", "web")
+	hooks := recordAll()
+	hooks["AfterInstall"] = scriptBlock
+	id := e.deploy(t, "app", "web", e.upload(t, "app/v1.tgz", revSpec{hooks: hooks}))
+	waitFile(t, filepath.Join(h.evidence, "blocked"), 15*time.Second)
+	owner := func() string {
+		v, err := store.Get(context.Background(), b.Server.Store, "lease", "deployment/"+id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	if o := owner(); !strings.Contains(o, `"owner":"replica-0"`) {
+		t.Fatalf("lease %s, want replica-0", o)
+	}
+	stopped := time.Now()
+	a.Stop()
+	for !strings.Contains(owner(), `"owner":"replica-1"`) {
+		if time.Since(stopped) > 3*time.Second {
+			t.Fatalf("3 s after replica-0 stopped cleanly its deployment is still not taken over: %s", owner())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("replica-1 took the deployment over %s after replica-0 began to stop", time.Since(stopped).Round(time.Millisecond))
+	touch(t, release)
+	info := b.WaitStatus(t, id, 30*time.Second, terminal...)
+	if info.Status != types.DeploymentStatusSucceeded {
+		t.Fatalf("deployment %s (%s)", info.Status, errInfo(info))
+	}
+	if got := hookOrder(t, h.evidence, id); !slices.Equal(got, []string{"BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"}) {
+		t.Errorf("hooks ran %v", got)
+	}
+}
