@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ func randomID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// readinessPrefix names the lease each replica takes to prove /readyz.
+const readinessPrefix = "replica/"
 
 func leaseName(id string) string         { return "deployment/" + id }
 func teardownLeaseName(id string) string { return "teardown/" + id }
@@ -429,6 +433,7 @@ const scheduleEvery = time.Second
 func (r *Runner) scheduleLoop() {
 	t := time.NewTicker(scheduleEvery)
 	defer t.Stop()
+	lastGC := time.Now()
 	for {
 		select {
 		case <-r.ctx.Done():
@@ -439,7 +444,39 @@ func (r *Runner) scheduleLoop() {
 		if err := r.schedule(r.ctx); err != nil && r.ctx.Err() == nil {
 			r.log.Warn("looking for deployments to take over", "err", err)
 		}
+		if time.Since(lastGC) > gcEvery {
+			lastGC = time.Now()
+			if err := r.collectGarbage(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("removing stale replies", "err", err)
+			}
+		}
 	}
+}
+
+// gcEvery is how often a replica removes replies nobody read.
+const gcEvery = time.Minute
+
+// collectGarbage removes the replies to inbox events whose sender gave up
+// waiting (it timed out or died), and the readiness leases of replicas
+// long gone: both would otherwise accumulate.
+func (r *Runner) collectGarbage(ctx context.Context) error {
+	cutoff := r.now().Add(-2 * maxInboxWait)
+	return r.cfg.Store.Update(ctx, func(tx store.Tx) error {
+		replies, err := tx.Scan(ctx, kindReply, "", "", 1000)
+		if err != nil {
+			return err
+		}
+		for _, it := range replies {
+			_, seq, _ := strings.Cut(it.Key, "/")
+			ns, err := strconv.ParseInt(strings.SplitN(seq, "-", 2)[0], 10, 64)
+			if err == nil && time.Unix(0, ns).Before(cutoff) {
+				if _, err := tx.Delete(ctx, kindReply, it.Key); err != nil {
+					return err
+				}
+			}
+		}
+		return r.leases.DropExpired(ctx, tx, readinessPrefix, time.Hour)
+	})
 }
 
 // schedule takes the free leases of active deployments and owed teardowns
@@ -606,7 +643,7 @@ func (r *Runner) renewLoop() {
 // Ready reports whether this replica can work: the store answers and it can
 // take and renew leases (it writes a lease of its own).
 func (r *Runner) Ready(ctx context.Context) error {
-	l, ok, err := r.leases.Acquire(ctx, "replica/"+r.cfg.ReplicaID)
+	l, ok, err := r.leases.Acquire(ctx, readinessPrefix+r.cfg.ReplicaID)
 	if err != nil {
 		return err
 	}

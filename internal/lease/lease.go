@@ -160,3 +160,23 @@ func (m *Manager) Release(ctx context.Context, l Lease) error {
 		return tx.Put(ctx, Kind, l.Name, b)
 	})
 }
+
+// DropExpired deletes, in the caller's transaction, the leases named with
+// prefix that expired more than age ago: leases of work that no longer
+// exists (a replica's own, under a name no later run uses again).
+func (m *Manager) DropExpired(ctx context.Context, tx store.Tx, prefix string, age time.Duration) error {
+	items, err := tx.Scan(ctx, Kind, prefix, "", 1000)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		var rec record
+		if json.Unmarshal(it.Value, &rec) != nil || m.now().Sub(rec.Expires) < age {
+			continue
+		}
+		if _, err := tx.Delete(ctx, Kind, it.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
