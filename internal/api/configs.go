@@ -320,13 +320,35 @@ func (s *Server) DeleteDeploymentConfig(ctx context.Context, in *cd.DeleteDeploy
 	})
 }
 
-// ActiveKind is the store kind of the active-deployment markers:
-// scope/deploymentId -> deployment config name. The deployment runner
-// writes and removes them.
-const ActiveKind = "activedeploy"
+// activeKind is the store kind of the active-deployment markers:
+// scope/deploymentId -> deployment config name (a configuration in use
+// cannot be deleted). The deployment runner sets and clears them through
+// MarkActive and ClearActive; this package owns the layout.
+const activeKind = "activedeploy"
+
+// MarkActive records, in the caller's transaction, that a deployment uses
+// a deployment configuration until ClearActive.
+func MarkActive(ctx context.Context, tx store.Tx, account, region, id, config string) error {
+	return tx.Put(ctx, activeKind, ScopeKey(account, region)+id, []byte(config))
+}
+
+// ClearActive removes a deployment's marker.
+func ClearActive(ctx context.Context, tx store.Tx, account, region, id string) error {
+	_, err := tx.Delete(ctx, activeKind, ScopeKey(account, region)+id)
+	return err
+}
+
+// IsActive reports whether a deployment's marker is set.
+func IsActive(ctx context.Context, tx store.Tx, account, region, id string) (bool, error) {
+	_, err := tx.Get(ctx, activeKind, ScopeKey(account, region)+id)
+	if notFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 func configInUseByDeployment(ctx context.Context, tx store.Tx, sc scope, name string) (string, error) {
-	items, err := tx.Scan(ctx, ActiveKind, sc.prefix(), "", 0)
+	items, err := tx.Scan(ctx, activeKind, sc.prefix(), "", 0)
 	if err != nil {
 		return "", err
 	}

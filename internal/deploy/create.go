@@ -266,7 +266,7 @@ func (r *Runner) insert(ctx context.Context, tx store.Tx, rec *Record) error {
 	if err := tx.Put(ctx, kindGroupLock, rec.GroupID, []byte(rec.ID)); err != nil {
 		return err
 	}
-	if err := tx.Put(ctx, api.ActiveKind, api.ScopeKey(rec.Account, rec.Region)+rec.ID, []byte(rec.ConfigName)); err != nil {
+	if err := api.MarkActive(ctx, tx, rec.Account, rec.Region, rec.ID, rec.ConfigName); err != nil {
 		return err
 	}
 	return tx.Put(ctx, kindDepIndex, api.ScopeKey(rec.Account, rec.Region)+rec.ID, []byte(rec.ApplicationName+"/"+rec.GroupName))

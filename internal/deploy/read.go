@@ -521,10 +521,10 @@ func (r *Runner) DeleteApplicationDeployments(ctx context.Context, tx store.Tx, 
 		}
 		id := strings.TrimPrefix(it.Key, scope)
 		// Active on whichever replica drives it.
-		if _, err := tx.Get(ctx, api.ActiveKind, it.Key); err == nil {
-			continue
-		} else if !isNotFound(err) {
+		if active, err := api.IsActive(ctx, tx, account, region, id); err != nil {
 			return err
+		} else if active {
+			continue
 		}
 		for _, del := range []struct{ kind, key string }{{kindDepIndex, it.Key}, {kindDeployment, id}} {
 			if _, err := tx.Delete(ctx, del.kind, del.key); err != nil {

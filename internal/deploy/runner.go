@@ -881,7 +881,7 @@ func (r *Runner) finish(ctx context.Context, tx store.Tx, rec *Record) (*Record,
 	if _, err := tx.Delete(ctx, kindGroupLock, rec.GroupID); err != nil {
 		return nil, err
 	}
-	if _, err := tx.Delete(ctx, api.ActiveKind, api.ScopeKey(rec.Account, rec.Region)+rec.ID); err != nil {
+	if err := api.ClearActive(ctx, tx, rec.Account, rec.Region, rec.ID); err != nil {
 		return nil, err
 	}
 	if err := noteRollbackOutcome(ctx, tx, rec); err != nil {
