@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 
+	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/pgtest"
 	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
@@ -233,4 +234,45 @@ func TestReplicaGracefulStopHandsOver(t *testing.T) {
 	if got := hookOrder(t, h.evidence, id); !slices.Equal(got, []string{"BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"}) {
 		t.Errorf("hooks ran %v", got)
 	}
+}
+
+// TestCLIRevocationReachesReplicas: `cutover keys revoke` writes to the
+// shared database from its own process (here: its own store and key
+// manager); a replica that cached the key stops accepting it within 1 s.
+func TestCLIRevocationReachesReplicas(t *testing.T) {
+	envs := startReplicas(t, 1)
+	env := envs[0]
+	ctx := context.Background()
+	created, err := env.Server.Keys.Create(ctx, "bob", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := env.NewClient(created.AccessKeyID, created.SecretAccessKey, env.Region)
+	if _, err := bob.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
+		t.Fatal(err) // the replica now has the key cached
+	}
+	st, err := server.OpenStore(ctx, t.TempDir(), env.Config.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	box, err := server.OpenSealer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := &keys.Manager{Store: st, Sealer: box}
+	if err := cli.Revoke(ctx, created.AccessKeyID); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		if _, err := bob.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
+			break
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatal("a key revoked by another process still works after 1 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("refused %s after the revocation", time.Since(revoked).Round(time.Millisecond))
 }

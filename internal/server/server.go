@@ -133,7 +133,14 @@ type Config struct {
 // else SQLite in the data directory.
 func OpenStore(ctx context.Context, dataDir, database string) (store.Store, error) {
 	if isPostgres(database) {
-		return postgres.Open(ctx, database)
+		db, err := postgres.Open(ctx, database)
+		if err != nil {
+			return nil, err
+		}
+		// Every writer announces its changes, `cutover keys` included, so
+		// that every replica's caches hear of them.
+		db.NotifyChanges(watchedKinds(), nil)
+		return db, nil
 	}
 	if database != "" {
 		return nil, fmt.Errorf("unsupported --database %q: give a postgres:// URL, or leave it empty for SQLite in --data-dir", database)
