@@ -77,14 +77,18 @@ func (c *reconciler) pokeAll() {
 	}
 }
 
-// pokeGroup asks for tg to be pushed again, superseding a push in flight.
+// pokeGroup asks for tg to be pushed again. A builtin push still waiting
+// for health checks is superseded (cancelled: its members stay registered
+// and join once healthy). An HAProxy push is not: it runs several runtime
+// API commands per server (add, then enable its checks), and one cut
+// between them would leave a server in maintenance without checks.
 func (c *reconciler) pokeGroup(tg string) {
 	if !c.pushes(tg) {
 		return
 	}
 	w := c.worker(tg)
 	w.mu.Lock()
-	if w.cancel != nil {
+	if w.cancel != nil && c.r.cfg.TargetGroups[tg].Driver != traffic.DriverHAProxy {
 		w.cancel()
 	}
 	w.mu.Unlock()
