@@ -52,7 +52,7 @@ func startReplicaProcs(t *testing.T, bin, url string, n int, extra func(i int, d
 		r := &replicaProc{id: fmt.Sprint("replica-", i), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), dir: t.TempDir(), bin: bin}
 		r.envv = []string{"CUTOVER_ROOT_ACCESS_KEY_ID=" + procRootKey, "CUTOVER_ROOT_SECRET_ACCESS_KEY=" + procRootSecret,
 			"CUTOVER_SERVER_KEY=" + key, "CUTOVER_REPLICA_ID=" + r.id}
-		r.args = []string{"server", "--listen", r.addr, "--data-dir", r.dir, "--database", url, "--log-level", "info"}
+		r.args = []string{"server", "--listen", r.addr, "--data-dir", r.dir, "--database", url, "--log-level", "info", "--insecure-http"}
 		if extra != nil {
 			r.args = append(r.args, extra(i, r.dir)...)
 		}

@@ -133,7 +133,7 @@ func TestReplicaRejectsAnotherServerKey(t *testing.T) {
 	t.Setenv("CUTOVER_SERVER_KEY", serverKeyHex(t))
 	servertest.Start(t, servertest.WithDatabase(url))
 	t.Setenv("CUTOVER_SERVER_KEY", serverKeyHex(t))
-	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Database: url}
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Database: url, InsecureHTTP: true}
 	s, err := server.New(context.Background(), cfg)
 	if err == nil {
 		s.Close()

@@ -34,7 +34,7 @@ func TestStartupWithEveryBackendDown(t *testing.T) {
 	st.Close()
 
 	cfg := server.Config{
-		Listen: "127.0.0.1:0", DataDir: dir,
+		Listen: "127.0.0.1:0", DataDir: dir, InsecureHTTP: true,
 		RootAccessKeyID: "AKIATESTROOT00000001", RootSecretAccessKey: "test-root-secret-key-0000000000000000000",
 		TargetGroups: []traffic.TargetGroupConfig{{Name: "web", Listen: "127.0.0.1:0", Port: 80,
 			HealthCheck: traffic.HealthCheck{Path: "/", Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}}},
