@@ -148,19 +148,75 @@ func TestReplicasKill9OwnerMidHook(t *testing.T) {
 	}
 }
 
-// TestReplicasBlueGreenOwnerKilledInReadyWait: three replicas each run the
-// builtin load balancer of the target group on their own address. The
-// replica driving a blue/green deployment is killed with SIGKILL in the
-// Ready wait; ContinueDeployment sent to a survivor reaches the replica
-// that took the deployment over, and live traffic through a surviving
-// replica's load balancer moves to the replacements without one failed
-// request.
-func TestReplicasBlueGreenOwnerKilledInReadyWait(t *testing.T) {
-	o := bgDefaults(bgOptions{minute: time.Second, readyWait: 60, termWait: 1})
+// TestReplicasBlueGreenOwnerKilled: three replicas each run the builtin
+// load balancer of the target group on their own address. The replica
+// driving a blue/green deployment is killed with SIGKILL in one of its
+// waits. In the Ready wait, ContinueDeployment sent to a survivor reaches
+// the replica that took the deployment over; in the termination wait, the
+// new owner ends the wait at its original deadline. Live traffic through a
+// surviving replica's load balancer never fails a request.
+func TestReplicasBlueGreenOwnerKilled(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		termWait int32
+	}{
+		{"ReadyWait", 1},
+		{"TerminationWait", 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := bgDefaults(bgOptions{minute: time.Second, readyWait: 60, termWait: tc.termWait})
+			f, reps, st := startBGReplicas(t, o)
+			ham := bgStartHammer(t, f.LB, 8)
+			f.Env = reps[0].env
+			id := f.Deploy(t, "green")
+			f.Env = reps[1].env
+			if info := f.Env.WaitStatus(t, id, 60*time.Second, types.DeploymentStatusReady, types.DeploymentStatusFailed, types.DeploymentStatusStopped); info.Status != types.DeploymentStatusReady {
+				t.Fatalf("%s (%s)", info.Status, bgErr(info))
+			}
+			if owner, _ := leaseOf(t, st, id); owner != reps[0].id {
+				t.Fatalf("deployment created through %s is driven by %s", reps[0].id, owner)
+			}
+			var waitSeen time.Time
+			if tc.name == "TerminationWait" {
+				f.Continue(t, id, types.DeploymentWaitTypeReadyWait)
+				f.WaitTerminationWait(t, id)
+				waitSeen = time.Now()
+			}
+			reps[0].proc.kill9()
+			killed := time.Now()
+			if tc.name == "ReadyWait" {
+				f.Continue(t, id, types.DeploymentWaitTypeReadyWait)
+				t.Logf("ContinueDeployment through replica-1 applied %s after the owner was killed", time.Since(killed).Round(time.Millisecond))
+			}
+			info := f.WaitDone(t, id, types.DeploymentStatusSucceeded)
+			if !waitSeen.IsZero() {
+				deadline := waitSeen.Add(time.Duration(tc.termWait) * o.minute)
+				if end := *info.CompleteTime; end.Before(deadline.Add(-time.Second)) || end.After(deadline.Add(1500*time.Millisecond)) {
+					t.Errorf("the termination wait ended %s after it was seen; want its original %s", end.Sub(waitSeen), time.Duration(tc.termWait)*o.minute)
+				}
+				for _, h := range f.Blue {
+					if got, want := h.Hooks(t, id), []string{"BeforeBlockTraffic", "AfterBlockTraffic", "ApplicationStop"}; !slices.Equal(got, want) {
+						t.Errorf("%s ran %v, want %v", h.Name, got, want)
+					}
+				}
+			}
+			f.WaitServing(t, f.Green, 10*time.Second)
+			ham.Stop()
+			ham.CheckNoFailures(t)
+			bgCheckServed(t, ham, append(append([]*bgHost{}, f.Blue...), f.Green...))
+		})
+	}
+}
+
+// startBGReplicas starts three replica processes, each with the builtin
+// load balancer on its own address (replica-1's is f.LB), and the
+// blue/green fixture against replica-1, blue in traffic.
+func startBGReplicas(t *testing.T, o bgOptions) (*bgFixture, []*replicaProc, store.Store) {
+	t.Helper()
 	bin := buildCutover(t)
 	url := pgtest.Start(t)
 	f := bgPrepare(t, o)
-	lbs := []string{haproxytest.FreeAddr(t), f.LB, haproxytest.FreeAddr(t)} // replica-1 serves f.LB
+	lbs := []string{haproxytest.FreeAddr(t), f.LB, haproxytest.FreeAddr(t)}
 	reps := startReplicaProcs(t, bin, url, 3, func(i int, dir string) []string {
 		tf := filepath.Join(dir, "traffic.yaml")
 		yaml := fmt.Sprintf("targetGroups:\n  - name: %s\n    driver: builtin\n    listen: %s\n    port: 1\n"+
@@ -174,29 +230,10 @@ func TestReplicasBlueGreenOwnerKilledInReadyWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	f.Env = reps[1].env
 	bgFinish(t, f, o) // agents poll replica-1; blue is in traffic
-
-	ham := bgStartHammer(t, f.LB, 8)
-	f.Env = reps[0].env
-	id := f.Deploy(t, "green")
-	f.Env = reps[1].env
-	if info := f.Env.WaitStatus(t, id, 60*time.Second, types.DeploymentStatusReady, types.DeploymentStatusFailed, types.DeploymentStatusStopped); info.Status != types.DeploymentStatusReady {
-		t.Fatalf("%s (%s)", info.Status, bgErr(info))
-	}
-	if owner, _ := leaseOf(t, st, id); owner != reps[0].id {
-		t.Fatalf("deployment created through %s is driven by %s", reps[0].id, owner)
-	}
-	reps[0].proc.kill9()
-	killed := time.Now()
-	f.Continue(t, id, types.DeploymentWaitTypeReadyWait)
-	t.Logf("ContinueDeployment through replica-1 applied %s after the owner was killed", time.Since(killed).Round(time.Millisecond))
-	f.WaitDone(t, id, types.DeploymentStatusSucceeded)
-	f.WaitServing(t, f.Green, 10*time.Second)
-	ham.Stop()
-	ham.CheckNoFailures(t)
-	bgCheckServed(t, ham, append(append([]*bgHost{}, f.Blue...), f.Green...))
+	return f, reps, st
 }
 
 // TestReplicaKillSoak is the randomized kill soak of BENCHMARKS.md, run
