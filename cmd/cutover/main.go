@@ -33,6 +33,8 @@ Usage:
   cutover keys list
   cutover keys revoke ACCESS_KEY_ID
   cutover audit [--since T] [--until T] [--key ID] [--operation OP] [--outcome CODE] [--limit N] [--json]
+  cutover watch DEPLOYMENT_ID | --group APP/GROUP   follow a deployment live; exit 0 when it succeeds
+  cutover logs DEPLOYMENT_ID [--instance NAME] [--follow]   print its hooks' output
   cutover github-token add --name NAME --token TOKEN [--account ID] [--region R]
   cutover fleet APPLICATION/GROUP  the instances a deployment group deploys to now
   cutover deliveries [DEPLOYMENT_ID] [--limit N]   trigger notification delivery log
@@ -82,6 +84,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAudit(ctx, args[1:], stdout)
 	case "deliveries":
 		return runDeliveries(ctx, args[1:], stdout)
+	case "watch":
+		return runWatch(ctx, args[1:], stdout, stderr)
+	case "logs":
+		return runLogs(ctx, args[1:], stdout, stderr)
 	case "github-token":
 		return runGitHubToken(ctx, args[1:], stdout)
 	case "fleet":
@@ -109,6 +115,7 @@ type serverFlags struct {
 	s3                                                   s3Flags
 	observe                                              observeFlags
 	tls                                                  tlsFlags
+	hookLogRetention                                     time.Duration
 }
 
 func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault string) {
@@ -133,6 +140,7 @@ func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault st
 	f.s3.declare(fs)
 	f.observe.declare(fs)
 	f.tls.declare(fs)
+	fs.DurationVar(&f.hookLogRetention, "hook-log-retention", 7*24*time.Hour, "how long the hook output agents stream is kept")
 }
 
 func (f *serverFlags) config(logger *slog.Logger) server.Config {
@@ -161,6 +169,7 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 		ReadHeaderTimeout:   f.tls.readHeaderTimeout,
 		BodyTimeout:         f.tls.bodyTimeout,
 		MaxConnections:      f.tls.maxConnections,
+		HookLogRetention:    f.hookLogRetention,
 	}
 	f.s3.apply(&c)
 	f.observe.apply(&c)

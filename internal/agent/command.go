@@ -105,6 +105,7 @@ func (a *agent) process(ctx context.Context, hc *commands.HostCommandInstance) *
 		log.ErrorContext(ctx, "cannot plan command", "err", err)
 		return a.finish(ctx, log, hcid, spec.DeploymentID, name, failure(err))
 	}
+	p.hcid = hcid
 
 	status, err := a.acknowledge(ctx, hcid, p.noop)
 	if err != nil {

@@ -36,6 +36,7 @@ func isHookEvent(name string) bool { return slices.Contains(hookEvents, name) }
 // plan is what must be known before the ack: whether the command is a noop
 // and, for hooks, which revision's appspec and scripts run.
 type plan struct {
+	hcid       string // the host command; hook output is streamed under it
 	noop       bool
 	archiveDir string // hooks: the archive whose scripts run
 	scripts    []appspec.Script
@@ -214,6 +215,8 @@ func (a *agent) runHook(ctx context.Context, log *slog.Logger, spec *deployspec.
 			return failure(fmt.Errorf("create log directory: %w", err))
 		}
 	}
+	out := a.streamHookLog(p.hcid, event)
+	defer out.Close()
 	r := hook.Run(ctx, hook.Request{
 		Event:         event,
 		Scripts:       p.scripts,
@@ -223,6 +226,7 @@ func (a *agent) runHook(ctx context.Context, log *slog.Logger, spec *deployspec.
 		DeploymentLog: a.layout.DeploymentLog(),
 		DeploymentID:  spec.DeploymentID,
 		Logger:        log,
+		Output:        out,
 	})
 	return result{Code: r.Code, ScriptName: r.ScriptName, Message: r.Message, Log: r.LogTail}
 }

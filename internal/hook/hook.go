@@ -65,6 +65,10 @@ type Request struct {
 	KillGrace time.Duration
 	// Logger receives agent-side notes (nil = slog.Default()).
 	Logger *slog.Logger
+	// Output, when set, receives everything written to the script log, as
+	// it happens, without timestamps (the agent streams it to the server).
+	// Its errors are ignored, like the log files'.
+	Output io.Writer
 }
 
 // Result is the outcome of an event. For a failure, ScriptName is the failing
@@ -108,6 +112,7 @@ func Run(ctx context.Context, r Request) Result {
 	if err != nil {
 		return Result{Code: UnknownError, Message: err.Error()}
 	}
+	lg.out = r.Output
 	defer lg.close()
 	lg.add("LifecycleEvent - " + r.Event + "\n")
 	for _, sc := range r.Scripts {
@@ -404,6 +409,7 @@ type logs struct {
 	deploy *os.File
 	did    string
 	tail   []string
+	out    io.Writer
 }
 
 func openLogs(scriptPath, deployPath, did string) (*logs, error) {
@@ -448,6 +454,9 @@ func (l *logs) add(msg string) {
 		// The last line of output without a newline; the tail keeps it as it is,
 		// the files get a well-formed line.
 		line += "\n"
+	}
+	if l.out != nil {
+		_, _ = io.WriteString(l.out, line)
 	}
 	now := time.Now()
 	if l.script != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/deploy"
+	"github.com/cutoverhq/cutover/internal/hooklog"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/secretbox"
 	"github.com/cutoverhq/cutover/internal/store"
@@ -44,7 +45,7 @@ func isPostgres(database string) bool {
 
 // watchedKinds are the store kinds whose changes replicas follow.
 func watchedKinds() []string {
-	return append(append([]string{}, deploy.WatchedKinds...), keys.Kind, api.CallerKind)
+	return append(append([]string{}, deploy.WatchedKinds...), keys.Kind, api.CallerKind, hooklog.Kind)
 }
 
 // openFeed connects the store's change notifications to a feed: in process

@@ -21,8 +21,10 @@ import (
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/changefeed"
+	"github.com/cutoverhq/cutover/internal/dashboard"
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/engine"
+	"github.com/cutoverhq/cutover/internal/hooklog"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/metrics"
 	"github.com/cutoverhq/cutover/internal/revstore"
@@ -127,6 +129,8 @@ type Config struct {
 	MaxConnections    int
 	// ReplicaID names this replica in deployment leases; default random.
 	ReplicaID string
+	// HookLogRetention is how long hook output is kept; default 7 days.
+	HookLogRetention time.Duration
 }
 
 // OpenStore opens the configured database: PostgreSQL for a postgres URL,
@@ -178,7 +182,10 @@ type Server struct {
 	// Revisions is the embedded revision store; nil when disabled.
 	Revisions *revstore.Store
 	// Changes reports the store's changes (every replica's on PostgreSQL).
-	Changes  *changefeed.Feed
+	Changes *changefeed.Feed
+	// HookLogs keeps the hook output agents stream.
+	HookLogs *hooklog.Service
+	ui       *dashboard.Handler
 	sealer   *secretbox.Box
 	ca       *tlsca.Authority
 	tls      bool
@@ -268,6 +275,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Services: []string{SigningCodeDeploy, SigningCommands, SigningCommandsSecured},
 		Now:      cfg.Now,
 	}
+	hookLogs := s.startHookLogs()
 	h := &awsjson.Handler{
 		Auth:        authenticator{verifier},
 		Logger:      cfg.Logger,
@@ -277,6 +285,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			{Prefix: PrefixAdmin, SigningNames: []string{SigningCodeDeploy}, Service: s.guard(access.AdminAPI, s.serveAdmin)},
 			{Prefix: PrefixCommands, SigningNames: []string{SigningCommands, SigningCommandsSecured}, Service: s.instrument("commands", s.guard(access.Agent, s.Runner.ServeCommands))},
 			{Prefix: PrefixCommandsSecure, SigningNames: []string{SigningCommandsSecured, SigningCommands}, Service: s.instrument("commands", s.guard(access.Agent, s.Runner.ServeCommands))},
+			hookLogs,
 		},
 	}
 	mux := http.NewServeMux()
@@ -295,6 +304,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		_, _ = w.Write(s.ca.PEM)
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	s.ui = s.newDashboard(authenticator{verifier})
+	mux.Handle("/ui", s.ui)
+	mux.Handle("/ui/", s.ui)
 	// The official agent's start-up check does GET / over TLS and accepts
 	// any status; everything else is the JSON protocol.
 	mux.Handle("/", withKeyMemo(h))
@@ -530,6 +542,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.http.RegisterOnShutdown(s.Runner.StopPolls)
+	s.http.RegisterOnShutdown(s.ui.Shutdown)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	if s.ca != nil {

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+)
+
+// hookLog is one command's output as the server returns it.
+type hookLog struct {
+	Instance  string `json:"instance"`
+	Event     string `json:"event"`
+	Command   string `json:"command"`
+	Truncated bool   `json:"truncated"`
+	Omitted   bool   `json:"omitted"`
+	Text      string `json:"text"`
+}
+
+func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rf remoteFlags
+	rf.declare(fs)
+	instance := fs.String("instance", "", "only this instance's hooks")
+	followFlag := fs.Bool("follow", false, "keep printing output as hooks write it, until the deployment ends")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cutover logs [flags] DEPLOYMENT_ID\n\nPrints the full output of the deployment's hooks, as the Cutover agent streamed it.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("give one DEPLOYMENT_ID")
+	}
+	r, err := rf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	p := &logPrinter{r: r, id: fs.Arg(0), instance: *instance, out: stdout, printed: map[string]int{}}
+	if !*followFlag {
+		return p.once(ctx)
+	}
+	return p.follow(ctx)
+}
+
+type logPrinter struct {
+	r            *remote
+	id, instance string
+	out          io.Writer
+	printed      map[string]int // command -> bytes printed
+	last         string         // command printed last (a header marks a switch)
+}
+
+// once prints what is new since the last call.
+func (p *logPrinter) once(ctx context.Context) error {
+	q := url.Values{"deployment": {p.id}}
+	if p.instance != "" {
+		q.Set("instance", p.instance)
+	}
+	resp, err := p.r.get(ctx, "/ui/logs", q)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Logs []hookLog `json:"logs"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&got); err != nil {
+		return fmt.Errorf("decode logs: %w", err)
+	}
+	for _, l := range got.Logs {
+		if l.Omitted && p.printed[l.Command] == 0 {
+			fmt.Fprintf(p.out, "==> %s %s <==\n(too much output for one request: use --instance %s)\n", l.Instance, l.Event, l.Instance)
+			p.printed[l.Command] = -1
+			p.last = ""
+			continue
+		}
+		n := max(p.printed[l.Command], 0)
+		if len(l.Text) <= n {
+			continue
+		}
+		if p.last != l.Command {
+			fmt.Fprintf(p.out, "==> %s %s <==\n", l.Instance, l.Event)
+			p.last = l.Command
+		}
+		_, _ = io.WriteString(p.out, l.Text[n:])
+		p.printed[l.Command] = len(l.Text)
+	}
+	return nil
+}
+
+// follow prints output as it arrives, woken by the server's log events
+// (polling every second while the stream is unavailable), until the
+// deployment ends.
+func (p *logPrinter) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	events := make(chan sse, 16)
+	done := make(chan struct{})
+	go p.r.follow(ctx, url.Values{"deployment": {p.id}}, events, done)
+	defer func() { cancel(); <-done }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	streaming := false
+	for {
+		if err := p.once(ctx); err != nil {
+			return err
+		}
+		for wait := true; wait; {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case ev := <-events:
+				switch ev.event {
+				case "_down":
+					streaming = false
+				case "log":
+					streaming, wait = true, false
+				case "state":
+					streaming = true
+					var st struct {
+						Deployment struct {
+							Status string `json:"status"`
+						} `json:"deployment"`
+					}
+					if json.Unmarshal(ev.data, &st) == nil && isTerminal(st.Deployment.Status) {
+						return p.once(ctx)
+					}
+				}
+			case <-tick.C:
+				if !streaming {
+					out, err := p.r.cd.GetDeployment(ctx, deploymentInput(p.id))
+					if err != nil {
+						return err
+					}
+					if isTerminal(string(out.DeploymentInfo.Status)) {
+						return p.once(ctx)
+					}
+					wait = false
+				}
+			}
+		}
+	}
+}

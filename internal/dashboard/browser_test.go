@@ -1,0 +1,214 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/cutoverhq/cutover/internal/servertest"
+)
+
+// chromium returns the browser to drive, or skips the test when there is
+// none outside CI (scripts/test installs the Debian package; in CI a
+// missing browser fails the test).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed (scripts/test installs the Debian package chromium)")
+	}
+	t.Skip("chromium is not installed: install the Debian package chromium (scripts/test does) to run the browser test")
+	return ""
+}
+
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// screenshot saves the viewport (PNG) under testdata/screenshots (kept out of git
+// except for the copies in docs/screenshots) and logs where.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dir := filepath.Join("testdata", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(p)
+	t.Logf("screenshot: %s", abs)
+}
+
+// waitJS polls a JavaScript expression until it is true.
+func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := chromedp.Run(tctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#main")))
+		t.Fatalf("waiting for %s: %v\npage: %s", what, err, text)
+	}
+}
+
+// TestDashboardBlueGreen signs in with an access key, watches a blue/green
+// deployment reach Ready live, reads the hook logs, clicks Continue and
+// sees the traffic panel move to the green hosts; it measures the latency
+// from the server hearing of a committed change to the browser's DOM update.
+func TestDashboardBlueGreen(t *testing.T) {
+	ctx := newBrowser(t)
+	f := servertest.StartBlueGreen(t, 2)
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(f.Env.URL+"/ui/"),
+		chromedp.WaitVisible(chromedp.ID("login-key")),
+		chromedp.SendKeys(chromedp.ID("login-key"), f.Env.AccessKey),
+		chromedp.SendKeys(chromedp.ID("login-secret"), "wrong secret"),
+		chromedp.Click(chromedp.ID("login-submit")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the refused sign-in", `document.getElementById("login-error").textContent.includes("not valid")`, 20*time.Second)
+	if err := chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("login-secret").value = ""`),
+		chromedp.SendKeys(chromedp.ID("login-secret"), f.Env.SecretKey),
+		chromedp.Click(chromedp.ID("login-submit")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the application list", `!!document.querySelector("#apps a[href='#/app/`+servertest.BGApp+`']")`, 20*time.Second)
+	screenshot(t, ctx, "applications")
+
+	// The group's page lists the bootstrap deployment, live.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#apps a"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the deployment list", `document.querySelectorAll("#deployments tr[data-id]").length === 1`, 20*time.Second)
+	id := f.Deploy(t, "green")
+	waitJS(t, ctx, "the new deployment listed live, newest first", `document.querySelector("#deployments tr[data-id]").dataset.id === "`+id+`"`, 20*time.Second)
+	screenshot(t, ctx, "deployments")
+
+	// The list re-renders live, so find and click the link in one step.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('#deployments tr[data-id="`+id+`"] a').click()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "status Ready", `(document.getElementById("status")||{}).textContent === "Ready"`, 60*time.Second)
+	waitJS(t, ctx, "the Ready-wait countdown", `/\d+h \d\dm \d\ds until the Ready wait ends/.test(document.getElementById("countdown").textContent)`, 15*time.Second)
+	waitJS(t, ctx, "the grid", `document.querySelectorAll("#grid tr[data-target]").length === 4 && document.querySelectorAll("#grid td.ev.Succeeded").length > 0`, 15*time.Second)
+	waitJS(t, ctx, "hook logs", `[...document.querySelectorAll("#logs .log pre")].some(p => p.textContent.includes("hook AfterInstall on green-1 for `+id+`"))`, 20*time.Second)
+	waitJS(t, ctx, "traffic still on blue", `document.querySelector(".serving-list[data-tg=web]").textContent === "blue-1 blue-2"`, 20*time.Second)
+	phase, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("phase")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if phase != "ready" {
+		t.Errorf("phase %q while Ready, want ready", phase)
+	}
+	screenshot(t, ctx, "deployment-ready")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('#grid tr[data-target="green-1"] td.ev[data-event="AfterInstall"]').click(); document.getElementById("grid").scrollIntoView()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "an event's details", `document.getElementById("detail").textContent.includes("AfterInstall · Succeeded")`, 15*time.Second)
+	screenshot(t, ctx, "deployment-grid-logs")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("btn-continue"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "traffic moved to green", `document.querySelector(".serving-list[data-tg=web]").textContent === "green-1 green-2"`, 60*time.Second)
+	waitJS(t, ctx, "status Succeeded", `document.getElementById("status").textContent === "Succeeded"`, 60*time.Second)
+	screenshot(t, ctx, "deployment-succeeded")
+
+	// More samples for the latency figures: further deployments, back and
+	// forth, each watched on its page from creation to success.
+	for i, color := range []string{"blue", "green", "blue", "green"} {
+		id := f.Deploy(t, color)
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`location.hash = "#/deployment/`+id+`"`)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, fmt.Sprintf("deployment %d Ready", i+2), `(document.getElementById("status")||{}).textContent === "Ready"`, 60*time.Second)
+		// A DOM click: a mouse click at coordinates can miss while the
+		// page re-renders under load (the mouse path is tested above).
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("btn-continue").click()`)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, fmt.Sprintf("deployment %d continued", i+2), `document.getElementById("action-result").textContent === "Continued (READY_WAIT)."`, 20*time.Second)
+		waitJS(t, ctx, fmt.Sprintf("deployment %d Succeeded", i+2), `document.getElementById("status").textContent === "Succeeded" && document.querySelector(".serving-list[data-tg=web]").textContent === "`+color+`-1 `+color+`-2"`, 60*time.Second)
+	}
+
+	// Stop and roll back from the Ready wait: the deployment stops and
+	// traffic never leaves the hosts serving it (green, after the loop).
+	id = f.Deploy(t, "blue")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`location.hash = "#/deployment/`+id+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the last deployment Ready", `(document.getElementById("status")||{}).textContent === "Ready"`, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("btn-stop-rollback"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the stop answered", `document.getElementById("action-result").textContent.startsWith("Stop: Succeeded")`, 30*time.Second)
+	waitJS(t, ctx, "status Stopped", `document.getElementById("status").textContent === "Stopped" && document.getElementById("btn-stop").disabled && document.getElementById("btn-continue").disabled`, 60*time.Second)
+	waitJS(t, ctx, "traffic still on green", `document.querySelector(".serving-list[data-tg=web]").textContent === "green-1 green-2"`, 20*time.Second)
+	screenshot(t, ctx, "deployment-stopped")
+
+	samples, err := chromedp.Run(ctx, chromedp.Evaluate[[]struct {
+		ChangedAt float64 `json:"changedAt"`
+		DomAt     float64 `json:"domAt"`
+	}](`window.__latency`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lat []float64
+	for _, s := range samples {
+		lat = append(lat, s.DomAt-s.ChangedAt)
+	}
+	if len(lat) < 5 {
+		t.Fatalf("only %d latency samples: %v", len(lat), lat)
+	}
+	sort.Float64s(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	t.Logf("dashboard latency, change feed -> DOM update, %d samples: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
+		len(lat), q(0.5), q(0.9), q(0.99), lat[len(lat)-1])
+	// The target is p99 < 200 ms (BENCHMARKS.md); the test fails only on
+	// a gross regression (a polling loop, a stuck stream), so that a busy
+	// CI machine does not make it flaky.
+	if p99 := q(0.99); p99 > 1000 {
+		t.Errorf("p99 dashboard latency %.1f ms, want < 200 ms (fails above 1 s)", p99)
+	}
+	if slices.ContainsFunc(lat, func(v float64) bool { return v < -5 }) {
+		t.Errorf("negative latencies %v: clocks disagree", lat[:3])
+	}
+}

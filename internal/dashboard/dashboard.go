@@ -1,0 +1,717 @@
+// Package dashboard is Cutover's web dashboard, served under /ui by the
+// server: applications, deployment groups and deployments, a live
+// deployment page (instances × lifecycle events, blue/green waits, traffic,
+// hook logs) and the blue/green controls.
+//
+// The dashboard holds no authority of its own. A signed-in session is an
+// access key's identity, and every read and action is a call of the
+// server's CodeDeploy entry point (Config.Serve) with that identity, so the
+// key may do exactly what it may do over the API. Live updates are
+// Server-Sent Events driven by the store's change feed. The same event
+// stream, with a SigV4-signed GET instead of a session, wakes `cutover
+// watch` and `cutover logs --follow`.
+package dashboard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/changefeed"
+	"github.com/cutoverhq/cutover/internal/hooklog"
+	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/traffic"
+)
+
+//go:embed static
+var assets embed.FS
+
+// SessionKind is the store kind of sign-in sessions (key: SHA-256 of the
+// cookie's token, so a database reader cannot hijack sessions).
+const SessionKind = "uisession"
+
+// Limits.
+const (
+	sessionCookie  = "cutover_session"
+	csrfHeader     = "X-Cutover-Csrf"
+	maxRequestBody = 64 << 10
+	// DefaultSessionTTL is how long a sign-in lasts.
+	DefaultSessionTTL = 12 * time.Hour
+	// maxStreams bounds concurrent event streams per process.
+	maxStreams = 1024
+	// trafficRefresh is how often an open deployment stream re-reads the
+	// routers' observed state (health, in-flight), which is process memory
+	// and not in the store, so no change feed announces it.
+	trafficRefresh = 2 * time.Second
+)
+
+// ops the dashboard may call: the reads it shows and the blue/green
+// controls. Each goes through Config.Serve, so permissions apply as over
+// the API.
+var ops = map[string]bool{
+	"ListApplications": true, "BatchGetApplications": true, "ListDeploymentGroups": true,
+	"BatchGetDeploymentGroups": true, "ListDeployments": true, "BatchGetDeployments": true,
+	"GetDeployment": true, "ListDeploymentTargets": true, "BatchGetDeploymentTargets": true,
+	"ContinueDeployment": true, "StopDeployment": true,
+}
+
+// Config configures a Handler.
+type Config struct {
+	// Serve is the server's CodeDeploy entry point; ctx carries the caller.
+	Serve func(ctx context.Context, op string, body []byte) (any, error)
+	// Lookup returns an access key's caller identity and secret, or
+	// ErrUnknownKey when the key does not exist (or no longer does).
+	Lookup func(ctx context.Context, accessKeyID string) (awsjson.Caller, string, error)
+	// Signed authenticates a SigV4-signed request (the CLI's streams).
+	Signed func(r *http.Request) (awsjson.Caller, error)
+	Store  store.Store
+	Feed   *changefeed.Feed
+	Logs   *hooklog.Service
+	// Waits returns a deployment's phase and wait deadlines (any JSON).
+	Waits func(ctx context.Context, id string) (any, error)
+	// Members reports a target group's members (nil: no traffic layer).
+	Members func(ctx context.Context, targetGroup string) ([]traffic.MemberStatus, error)
+	// DeploymentTopic, TargetTopic and MemberTopic are the change feed
+	// topics of deployments, their targets and target-group memberships.
+	DeploymentTopic, MemberTopic string
+	Secure                       bool // cookies get Secure (also whenever the request came over TLS)
+	SessionTTL                   time.Duration
+	Now                          func() time.Time
+	Logger                       *slog.Logger
+}
+
+// Handler serves /ui.
+type Handler struct {
+	cfg  Config
+	mux  *http.ServeMux
+	quit chan struct{}
+	once sync.Once
+	sem  chan struct{}
+}
+
+// New returns the handler.
+func New(cfg Config) *Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), quit: make(chan struct{}), sem: make(chan struct{}, maxStreams)}
+	static, _ := fs.Sub(assets, "static")
+	h.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	h.mux.HandleFunc("GET /ui/{$}", h.index)
+	h.mux.HandleFunc("GET /ui", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) })
+	h.mux.HandleFunc("POST /ui/login", h.login)
+	h.mux.HandleFunc("POST /ui/logout", h.logout)
+	h.mux.HandleFunc("GET /ui/session", h.session)
+	h.mux.HandleFunc("POST /ui/api/{op}", h.api)
+	h.mux.HandleFunc("GET /ui/deployment", h.deployment)
+	h.mux.HandleFunc("GET /ui/logs", h.logs)
+	h.mux.HandleFunc("GET /ui/events", h.events)
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+	h.mux.ServeHTTP(w, r)
+}
+
+// Shutdown ends the open event streams (http.Server.Shutdown does not
+// cancel requests in flight; register it with RegisterOnShutdown).
+func (h *Handler) Shutdown() { h.once.Do(func() { close(h.quit) }) }
+
+func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
+	b, err := assets.ReadFile("static/index.html")
+	if err != nil {
+		http.Error(w, "missing asset", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
+}
+
+// sessionRecord is a signed-in session as stored.
+type sessionRecord struct {
+	Caller  awsjson.Caller `json:"caller"`
+	CSRF    string         `json:"csrf"`
+	Expires time.Time      `json:"expires"`
+}
+
+func token() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func sessionKey(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"__type":"InternalFailure","message":"encode"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeErr(w http.ResponseWriter, status int, typ, msg string) {
+	writeJSON(w, status, map[string]string{"__type": typ, "message": msg})
+}
+
+// writeAPIErr answers an error of the API as the API would.
+func (h *Handler) writeAPIErr(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *awsjson.Error
+	if errors.As(err, &ae) {
+		st := ae.Status
+		if st == 0 {
+			st = http.StatusBadRequest
+		}
+		writeErr(w, st, ae.Type, ae.Message)
+		return
+	}
+	if r.Context().Err() != nil {
+		return
+	}
+	h.cfg.Logger.Error("dashboard: internal failure", "path", r.URL.Path, "err", err)
+	writeErr(w, http.StatusInternalServerError, "InternalFailure", "The request processing has failed because of an unknown error.")
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		AccessKeyID     string `json:"accessKeyId"`
+		SecretAccessKey string `json:"secretAccessKey"`
+		Region          string `json:"region"`
+	}
+	// A cross-site form cannot send JSON without a CORS preflight, which
+	// is never granted: no page elsewhere can sign a browser in here.
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); ct != "application/json" {
+		writeErr(w, http.StatusUnsupportedMediaType, "SerializationException", "sign in with a JSON body")
+		return
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 8<<10)).Decode(&in); err != nil {
+		writeErr(w, http.StatusBadRequest, "SerializationException", "cannot decode sign-in request")
+		return
+	}
+	if in.Region == "" {
+		in.Region = "us-east-1"
+	}
+	if len(in.Region) > 32 || strings.ContainsAny(in.Region, "/ ") {
+		writeErr(w, http.StatusBadRequest, "ValidationException", "invalid region")
+		return
+	}
+	caller, secret, err := h.cfg.Lookup(r.Context(), in.AccessKeyID)
+	if err != nil || subtle.ConstantTimeCompare([]byte(secret), []byte(in.SecretAccessKey)) != 1 || in.SecretAccessKey == "" {
+		if err != nil && r.Context().Err() == nil && !isUnknownKey(err) {
+			h.writeAPIErr(w, r, err)
+			return
+		}
+		writeErr(w, http.StatusForbidden, "UnrecognizedClientException", "The access key id or secret access key is not valid.")
+		return
+	}
+	caller.Region = in.Region
+	caller.Service = "codedeploy"
+	tok := token()
+	rec := sessionRecord{Caller: caller, CSRF: token(), Expires: h.cfg.Now().Add(h.cfg.SessionTTL)}
+	b, _ := json.Marshal(rec)
+	if err := h.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
+		if err := h.pruneSessions(r.Context(), tx); err != nil {
+			return err
+		}
+		return tx.Put(r.Context(), SessionKind, sessionKey(tok), b)
+	}); err != nil {
+		h.writeAPIErr(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: "/ui/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: h.cfg.Secure || r.TLS != nil, MaxAge: int(h.cfg.SessionTTL / time.Second)})
+	writeJSON(w, http.StatusOK, h.sessionView(rec))
+}
+
+// pruneSessions deletes expired sessions, a bounded batch per sign-in
+// (session keys are random, so each batch is a sample of all sessions).
+func (h *Handler) pruneSessions(ctx context.Context, tx store.Tx) error {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	items, err := tx.Scan(ctx, SessionKind, "", hex.EncodeToString(b[:]), 64)
+	if err != nil {
+		return err
+	}
+	now := h.cfg.Now()
+	for _, it := range items {
+		var rec sessionRecord
+		if json.Unmarshal(it.Value, &rec) == nil && now.Before(rec.Expires) {
+			continue
+		}
+		if _, err := tx.Delete(ctx, SessionKind, it.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrUnknownKey is what Config.Lookup returns for a key that does not exist.
+var ErrUnknownKey = errors.New("dashboard: unknown access key")
+
+func isUnknownKey(err error) bool { return errors.Is(err, ErrUnknownKey) }
+
+func (h *Handler) sessionView(rec sessionRecord) map[string]string {
+	return map[string]string{"principal": rec.Caller.Principal, "accessKeyId": rec.Caller.AccessKeyID,
+		"region": rec.Caller.Region, "csrf": rec.CSRF}
+}
+
+// fromSession returns the request's session, re-checking that its key
+// still exists (a deleted key ends its sessions).
+func (h *Handler) fromSession(r *http.Request) (sessionRecord, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || len(c.Value) > 100 {
+		return sessionRecord{}, false
+	}
+	b, err := store.Get(r.Context(), h.cfg.Store, SessionKind, sessionKey(c.Value))
+	if err != nil {
+		return sessionRecord{}, false
+	}
+	var rec sessionRecord
+	if json.Unmarshal(b, &rec) != nil || !h.cfg.Now().Before(rec.Expires) {
+		return sessionRecord{}, false
+	}
+	cur, _, err := h.cfg.Lookup(r.Context(), rec.Caller.AccessKeyID)
+	if err != nil || cur.Principal != rec.Caller.Principal || cur.Account != rec.Caller.Account {
+		return sessionRecord{}, false
+	}
+	return rec, true
+}
+
+// caller authenticates a request by session cookie, or by SigV4 when it
+// carries an Authorization header (the CLI).
+func (h *Handler) caller(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
+	if r.Header.Get("Authorization") != "" && h.cfg.Signed != nil {
+		c, err := h.cfg.Signed(r)
+		if err != nil {
+			h.writeAPIErr(w, r, err)
+			return nil, false
+		}
+		return awsjson.WithCaller(r.Context(), c), true
+	}
+	rec, ok := h.fromSession(r)
+	if !ok {
+		writeErr(w, http.StatusUnauthorized, "UnrecognizedClientException", "sign in first")
+		return nil, false
+	}
+	return awsjson.WithCaller(r.Context(), rec.Caller), true
+}
+
+func (h *Handler) checkCSRF(w http.ResponseWriter, r *http.Request) (sessionRecord, bool) {
+	rec, ok := h.fromSession(r)
+	if !ok {
+		writeErr(w, http.StatusUnauthorized, "UnrecognizedClientException", "sign in first")
+		return rec, false
+	}
+	got := r.Header.Get(csrfHeader)
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(rec.CSRF)) != 1 {
+		writeErr(w, http.StatusForbidden, "AccessDeniedException", "missing or wrong CSRF token")
+		return rec, false
+	}
+	return rec, true
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if _, ok := h.checkCSRF(w, r); !ok {
+		return
+	}
+	c, _ := r.Cookie(sessionCookie)
+	_ = h.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
+		_, err := tx.Delete(r.Context(), SessionKind, sessionKey(c.Value))
+		return err
+	})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/ui/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: h.cfg.Secure || r.TLS != nil, MaxAge: -1})
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
+	rec, ok := h.fromSession(r)
+	if !ok {
+		writeErr(w, http.StatusUnauthorized, "UnrecognizedClientException", "sign in first")
+		return
+	}
+	writeJSON(w, http.StatusOK, h.sessionView(rec))
+}
+
+// api calls one CodeDeploy operation as the signed-in key.
+func (h *Handler) api(w http.ResponseWriter, r *http.Request) {
+	rec, ok := h.checkCSRF(w, r)
+	if !ok {
+		return
+	}
+	op := r.PathValue("op")
+	if !ops[op] {
+		writeErr(w, http.StatusBadRequest, "UnknownOperationException", "the dashboard does not call "+op)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err != nil || len(body) > maxRequestBody {
+		writeErr(w, http.StatusRequestEntityTooLarge, "SerializationException", "request body too large")
+		return
+	}
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	out, err := h.cfg.Serve(awsjson.WithCaller(r.Context(), rec.Caller), op, body)
+	if err != nil {
+		h.writeAPIErr(w, r, err)
+		return
+	}
+	if out == nil {
+		out = struct{}{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// call runs op as the caller in ctx and decodes its output into out.
+func (h *Handler) call(ctx context.Context, op string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	res, err := h.cfg.Serve(ctx, op, b)
+	if err != nil {
+		return err
+	}
+	if out == nil || res == nil {
+		return nil
+	}
+	rb, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(rb, out)
+}
+
+// State is everything the deployment page and `cutover watch` show.
+type State struct {
+	Deployment json.RawMessage   `json:"deployment"`
+	Targets    []json.RawMessage `json:"targets"`
+	Waits      any               `json:"waits,omitempty"`
+	Traffic    []TargetGroup     `json:"traffic,omitempty"`
+	// ChangedAt is when this replica heard of the change this state
+	// answers (Unix milliseconds; 0 for a first snapshot).
+	ChangedAt float64 `json:"changedAt,omitempty"`
+	// ServerTime lets clients count down without trusting their clock.
+	ServerTime time.Time `json:"serverTime"`
+}
+
+// TargetGroup is one target group's observed members.
+type TargetGroup struct {
+	Name    string   `json:"name"`
+	Members []Member `json:"members"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// Member is one backend as the router reports it.
+type Member struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`
+	Weight   int    `json:"weight"`
+	Healthy  bool   `json:"healthy"`
+	State    string `json:"state"`
+	InFlight int    `json:"inFlight"`
+}
+
+// state reads a deployment's State as the caller in ctx.
+func (h *Handler) state(ctx context.Context, id string) (*State, error) {
+	var got struct {
+		DeploymentInfo json.RawMessage `json:"deploymentInfo"`
+	}
+	if err := h.call(ctx, "GetDeployment", map[string]string{"deploymentId": id}, &got); err != nil {
+		return nil, err
+	}
+	st := &State{Deployment: got.DeploymentInfo, ServerTime: h.cfg.Now()}
+	var ids []string
+	var tok *string
+	for range 100 { // 100 pages of targets at most
+		var page struct {
+			TargetIds []string `json:"targetIds"`
+			NextToken *string  `json:"nextToken"`
+		}
+		if err := h.call(ctx, "ListDeploymentTargets", map[string]any{"deploymentId": id, "nextToken": tok}, &page); err != nil {
+			return nil, err
+		}
+		ids = append(ids, page.TargetIds...)
+		if tok = page.NextToken; tok == nil {
+			break
+		}
+	}
+	for i := 0; i < len(ids); i += 25 {
+		var batch struct {
+			DeploymentTargets []json.RawMessage `json:"deploymentTargets"`
+		}
+		if err := h.call(ctx, "BatchGetDeploymentTargets", map[string]any{"deploymentId": id, "targetIds": ids[i:min(i+25, len(ids))]}, &batch); err != nil {
+			return nil, err
+		}
+		st.Targets = append(st.Targets, batch.DeploymentTargets...)
+	}
+	if h.cfg.Waits != nil {
+		w, err := h.cfg.Waits(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		st.Waits = w
+	}
+	st.Traffic = h.traffic(ctx, got.DeploymentInfo)
+	return st, nil
+}
+
+// traffic reports the deployment's target groups, which the caller may
+// see because it may see the deployment that names them.
+func (h *Handler) traffic(ctx context.Context, info json.RawMessage) []TargetGroup {
+	if h.cfg.Members == nil {
+		return nil
+	}
+	var d struct {
+		LoadBalancerInfo *struct {
+			TargetGroupInfoList []struct {
+				Name string `json:"name"`
+			} `json:"targetGroupInfoList"`
+		} `json:"loadBalancerInfo"`
+	}
+	if json.Unmarshal(info, &d) != nil || d.LoadBalancerInfo == nil {
+		return nil
+	}
+	var out []TargetGroup
+	for _, tg := range d.LoadBalancerInfo.TargetGroupInfoList {
+		g := TargetGroup{Name: tg.Name, Members: []Member{}}
+		ms, err := h.cfg.Members(ctx, tg.Name)
+		if err != nil {
+			g.Error = err.Error()
+		}
+		for _, m := range ms {
+			g.Members = append(g.Members, Member{ID: m.ID, Addr: m.Addr, Weight: m.Weight, Healthy: m.Healthy, State: string(m.State), InFlight: m.InFlight})
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func (h *Handler) deployment(w http.ResponseWriter, r *http.Request) {
+	ctx, ok := h.caller(w, r)
+	if !ok {
+		return
+	}
+	st, err := h.state(ctx, r.URL.Query().Get("id"))
+	if err != nil {
+		h.writeAPIErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
+	ctx, ok := h.caller(w, r)
+	if !ok {
+		return
+	}
+	id := r.URL.Query().Get("deployment")
+	// Whoever may read the deployment may read its hooks' output.
+	if err := h.call(ctx, "GetDeployment", map[string]string{"deploymentId": id}, nil); err != nil {
+		h.writeAPIErr(w, r, err)
+		return
+	}
+	logs, err := h.cfg.Logs.Read(ctx, id, r.URL.Query().Get("instance"))
+	if err != nil {
+		h.writeAPIErr(w, r, err)
+		return
+	}
+	if logs == nil {
+		logs = []hooklog.Log{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"logs": logs})
+}
+
+// events streams Server-Sent Events: with ?deployment=ID the deployment's
+// State on every change ("state") and a "log" event when its hook output
+// grows; without, a "deployments" event whenever any deployment changes
+// (no ids: the client re-lists what it may see). A "failure" event ends
+// a stream whose deployment can no longer be read.
+func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	ctx, ok := h.caller(w, r)
+	if !ok {
+		return
+	}
+	select {
+	case h.sem <- struct{}{}:
+		defer func() { <-h.sem }()
+	default:
+		writeErr(w, http.StatusServiceUnavailable, "ThrottlingException", "too many event streams")
+		return
+	}
+	id := r.URL.Query().Get("deployment")
+	var st *State
+	var err error
+	if id != "" {
+		st, err = h.state(ctx, id)
+	} else {
+		// The list stream says only "something changed"; still, only a
+		// caller allowed to list applications gets it.
+		err = h.call(ctx, "ListApplications", map[string]any{}, nil)
+	}
+	if err != nil {
+		h.writeAPIErr(w, r, err)
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeErr(w, http.StatusInternalServerError, "InternalFailure", "streaming unsupported")
+		return
+	}
+	sub := h.cfg.Feed.Subscribe(h.cfg.DeploymentTopic, h.cfg.MemberTopic, hooklog.Kind)
+	defer sub.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(event string, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return false
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	if id != "" {
+		if !send("state", st) || !send("log", map[string]string{}) {
+			return
+		}
+	} else if !send("deployments", map[string]string{}) {
+		return
+	}
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	var refresh <-chan time.Time
+	if id != "" && len(st.Traffic) > 0 {
+		t := time.NewTicker(trafficRefresh)
+		defer t.Stop()
+		refresh = t.C
+	}
+	var lastTraffic []byte
+	if st != nil {
+		lastTraffic, _ = json.Marshal(st.Traffic)
+	}
+	for {
+		var changed, logged, fed bool
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.quit:
+			return
+		case <-ping.C:
+			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+			continue
+		case <-refresh:
+			changed = true
+		case <-sub.Ready():
+			changes, reset := sub.Take()
+			changed, logged, fed = reset, reset, true
+			for _, c := range changes {
+				switch {
+				case id == "" && c.Topic == h.cfg.DeploymentTopic:
+					changed = true
+				case id == "":
+				case c.Topic == hooklog.Kind:
+					logged = logged || c.ID == "" || hooklog.DeploymentOf(c.ID) == id
+				case c.Topic == h.cfg.MemberTopic:
+					changed = true
+				case c.Topic == h.cfg.DeploymentTopic:
+					changed = changed || c.ID == "" || c.ID == id
+				}
+			}
+		}
+		heard := float64(time.Now().UnixMicro()) / 1000
+		if id == "" {
+			if changed && !send("deployments", map[string]string{}) {
+				return
+			}
+			continue
+		}
+		if changed {
+			nst, err := h.state(ctx, id)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				send("failure", map[string]string{"message": err.Error()})
+				return
+			}
+			tb, _ := json.Marshal(nst.Traffic)
+			same := string(nst.Deployment) == string(st.Deployment) && string(tb) == string(lastTraffic) && sameTargets(nst, st)
+			st, lastTraffic = nst, tb
+			if !same {
+				if fed {
+					st.ChangedAt = heard
+				}
+				if !send("state", st) {
+					return
+				}
+			}
+		}
+		if logged && !send("log", map[string]string{}) {
+			return
+		}
+	}
+}
+
+func sameTargets(a, b *State) bool {
+	if len(a.Targets) != len(b.Targets) {
+		return false
+	}
+	for i := range a.Targets {
+		if string(a.Targets[i]) != string(b.Targets[i]) {
+			return false
+		}
+	}
+	return string(mustJSON(a.Waits)) == string(mustJSON(b.Waits))
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/cutoverhq/cutover/internal/access"
+	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/dashboard"
+	"github.com/cutoverhq/cutover/internal/hooklog"
+	"github.com/cutoverhq/cutover/internal/sigv4"
+	"github.com/cutoverhq/cutover/internal/traffic"
+)
+
+// hookLogService builds the hook log store: the agent's PutHookLog lands
+// there, authorized for the calling host's own current command.
+func (s *Server) hookLogService() *hooklog.Service {
+	return &hooklog.Service{
+		Store: s.Store, Now: s.cfg.Now, Logger: s.log,
+		Instance: s.API.InstanceOfCaller,
+		Command:  s.Runner.CurrentCommand,
+	}
+}
+
+// startHookLogs serves PutHookLog and prunes logs past their retention.
+func (s *Server) startHookLogs() awsjson.Route {
+	s.HookLogs = s.hookLogService()
+	retention := s.cfg.HookLogRetention
+	if retention <= 0 {
+		retention = hooklog.DefaultRetention
+	}
+	p := s.HookLogs.StartPruner(retention, min(retention/4, time.Hour))
+	s.closers = append(s.closers, p.Close)
+	return awsjson.Route{Prefix: hooklog.TargetPrefix, SigningNames: []string{SigningCommands, SigningCommandsSecured}, Service: s.HookLogs}
+}
+
+// newDashboard builds /ui. Every read and action it makes goes through
+// the same guard as the CodeDeploy API route (role, scope, audit), as the
+// signed-in key: a key may do there exactly what it may over the API.
+func (s *Server) newDashboard(auth authenticator) *dashboard.Handler {
+	var members func(ctx context.Context, tg string) ([]traffic.MemberStatus, error)
+	if s.Traffic != nil {
+		members = s.Traffic.Members
+	}
+	return dashboard.New(dashboard.Config{
+		Serve: s.guard(access.CodeDeploy, s.API.Serve),
+		Lookup: func(ctx context.Context, id string) (awsjson.Caller, string, error) {
+			c, err := s.lookupKey(ctx, id)
+			if errors.Is(err, sigv4.ErrUnknownKey) {
+				return awsjson.Caller{}, "", dashboard.ErrUnknownKey
+			}
+			if err != nil {
+				return awsjson.Caller{}, "", err
+			}
+			return awsjson.Caller{AccessKeyID: c.AccessKeyID, Account: c.Account, Principal: c.PrincipalARN}, c.SecretAccessKey, nil
+		},
+		Signed: func(r *http.Request) (awsjson.Caller, error) {
+			check, err := auth.Authenticate(r.Context(), r)
+			if err != nil {
+				return awsjson.Caller{}, err
+			}
+			c, err := check(nil) // the event stream is a GET: no body
+			if err == nil && c.Service != SigningCodeDeploy {
+				return awsjson.Caller{}, awsjson.Errorf("InvalidSignatureException", "Credential should be scoped to correct service: '%s'.", SigningCodeDeploy)
+			}
+			return c, err
+		},
+		Store: s.Store, Feed: s.Changes, Logs: s.HookLogs,
+		Waits: func(ctx context.Context, id string) (any, error) {
+			return s.Runner.WaitsOf(ctx, id)
+		},
+		Members:         members,
+		DeploymentTopic: "deployment", MemberTopic: "tgmember",
+		Secure: s.cfg.TLSCert != "", Now: s.cfg.Now, Logger: s.log,
+	})
+}
