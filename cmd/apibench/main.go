@@ -57,9 +57,20 @@ const (
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "measuring time per cell")
 	database := flag.String("database", "", "postgres:// URL for the Cutover server (default: SQLite in a temporary directory)")
-	levels := flag.String("concurrency", "1,16,64", "comma-separated numbers of concurrent clients")
+	levels := flag.String("concurrency", "1,16,64", "comma-separated numbers of concurrent clients (raw: connections)")
+	generator := flag.String("generator", "raw", "load generator: raw (one pre-signed request replayed over keep-alive connections by a separate process) or sdk (aws-sdk-go-v2 clients in process, signing every request)")
+	postgres := flag.Bool("postgres", false, "raw generator: run Cutover on a throwaway PostgreSQL cluster (internal/pgtest)")
+	replicas := flag.String("replicas", "1", "raw generator: comma-separated numbers of Cutover replicas (more than 1 needs PostgreSQL), load spread round-robin")
+	load := flag.Bool("load", false, "internal: be the raw generator process (spec on stdin)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and servers) to this file")
 	flag.Parse()
+	if *load {
+		if err := loadChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "apibench -load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -77,7 +88,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "apibench:", err)
 		os.Exit(2)
 	}
-	if err := run(*duration, *database, conc); err != nil {
+	reps, err := parseLevels(*replicas)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apibench:", err)
+		os.Exit(2)
+	}
+	switch *generator {
+	case "raw":
+		err = runRaw(rawConfig{duration: *duration, database: *database, postgres: *postgres, replicas: reps, conc: conc})
+	case "sdk":
+		err = run(*duration, *database, conc)
+	default:
+		fmt.Fprintln(os.Stderr, "apibench: -generator is raw or sdk")
+		os.Exit(2)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "apibench:", err)
 		os.Exit(1)
 	}
