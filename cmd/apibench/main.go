@@ -63,7 +63,12 @@ func main() {
 	replicas := flag.String("replicas", "1", "raw generator: comma-separated numbers of Cutover replicas (more than 1 needs PostgreSQL), load spread round-robin")
 	load := flag.Bool("load", false, "internal: be the raw generator process (spec on stdin)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and servers) to this file")
+	blockprofile := flag.String("blockprofile", "", "write a blocking profile of the run (servers; with -generator sdk, clients too) to this file")
 	flag.Parse()
+	if *blockprofile != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		defer writeProfile("block", *blockprofile)
+	}
 	if *load {
 		if err := loadChild(); err != nil {
 			fmt.Fprintln(os.Stderr, "apibench -load:", err)
@@ -396,4 +401,17 @@ func measure(ctx context.Context, c *codedeploy.Client, op operation, n int, d t
 	r.p50 = all[len(all)*50/100]
 	r.p99 = all[min(len(all)*99/100, len(all)-1)]
 	return r
+}
+
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apibench:", err)
+	}
 }

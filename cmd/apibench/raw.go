@@ -59,6 +59,7 @@ type loadSpec struct {
 	Requests [][]byte // one per target server, connection i uses i%len
 	Addrs    []string
 	Conns    int
+	Start    time.Time // when to open the connections (zero: at once)
 	Warm     time.Duration
 	Duration time.Duration
 }
@@ -77,6 +78,10 @@ type loadResult struct {
 // measuring window.
 func generate(spec loadSpec) loadResult {
 	start := time.Now()
+	if spec.Start.After(start) {
+		time.Sleep(time.Until(spec.Start))
+		start = spec.Start
+	}
 	from, stop := start.Add(spec.Warm), start.Add(spec.Warm+spec.Duration)
 	lat := make([][]time.Duration, spec.Conns)
 	errs := make([]int, spec.Conns)

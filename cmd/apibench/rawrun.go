@@ -141,12 +141,18 @@ func runRaw(cfg rawConfig) error {
 	fmt.Printf("apibench (raw generator: one pre-signed request replayed per connection, separate process): %v per cell, %s, plain HTTP (Cutover -insecure-http, bare net/http), GOMAXPROCS %d\n\n",
 		cfg.duration, backend, runtime.GOMAXPROCS(0))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "operation\treplicas\tconns\tCutover req/s\tp50\tp99\terrors\tserver CPU\tgen CPU\tbare req/s\tp50\tp99\terrors\tgen CPU\tCutover/bare\t")
+	fmt.Fprintln(tw, "operation\treplicas\tconns\tCutover req/s\tp50\tp99\terrors\tserver CPU\tµs/req\tgen CPU\tbare req/s\tp50\tp99\terrors\tserver CPU\tµs/req\tgen CPU\tCutover/bare\t")
 	ncpu := float64(runtime.NumCPU())
 	share := func(cpu time.Duration) string {
 		return fmt.Sprintf("%.0f%%", 100*cpu.Seconds()/(cfg.duration.Seconds()*ncpu))
 	}
 	warm := min(cfg.duration/5, time.Second)
+	perReq := func(cpu time.Duration, rps float64) string {
+		if rps == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", float64(cpu.Microseconds())/(rps*cfg.duration.Seconds()))
+	}
 	for _, n := range cfg.replicas {
 		if err := grow(n); err != nil {
 			return err
@@ -172,19 +178,11 @@ func runRaw(cfg rawConfig) error {
 			bare := loadSpec{Requests: [][]byte{bareReq}, Addrs: []string{bareAddr}, Warm: warm, Duration: cfg.duration}
 			for _, conns := range cfg.conc {
 				cut.Conns, bare.Conns = conns, conns
-				var srvCPU time.Duration
-				var wg sync.WaitGroup
-				t0 := time.Now()
-				wg.Go(func() {
-					srvCPU = cpuDuring(t0.Add(warm+200*time.Millisecond), t0.Add(warm+200*time.Millisecond+cfg.duration*8/10))
-				})
-				c, err := runLoad(ctx, cut)
-				wg.Wait()
+				c, cutCPU, err := loadWithCPU(ctx, cut)
 				if err != nil {
 					return err
 				}
-				srvCPU = srvCPU * 10 / 8
-				b, err := runLoad(ctx, bare)
+				b, bareCPU, err := loadWithCPU(ctx, bare)
 				if err != nil {
 					return err
 				}
@@ -192,9 +190,9 @@ func runRaw(cfg rawConfig) error {
 				if b.rps > 0 {
 					ratio = fmt.Sprintf("%.2f", c.rps/b.rps)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%d\t%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n",
-					op.name, n, conns, c.rps, ms(c.P50), ms(c.P99), c.Errors, share(srvCPU), share(c.CPU),
-					b.rps, ms(b.P50), ms(b.P99), b.Errors, share(b.CPU), ratio)
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n",
+					op.name, n, conns, c.rps, ms(c.P50), ms(c.P99), c.Errors, share(cutCPU), perReq(cutCPU, c.rps), share(c.CPU),
+					b.rps, ms(b.P50), ms(b.P99), b.Errors, share(bareCPU), perReq(bareCPU, b.rps), share(b.CPU), ratio)
 				if c.FirstErr != "" {
 					fmt.Fprintf(os.Stderr, "apibench: %s at %d conns (Cutover): %s\n", op.name, conns, c.FirstErr)
 				}
@@ -252,4 +250,19 @@ func (t *benchTB) cleanup() {
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
 	}
+}
+
+// loadWithCPU runs the generator for spec and returns, with its answer,
+// this process's (the servers') CPU time over the measuring window.
+func loadWithCPU(ctx context.Context, spec loadSpec) (cell, time.Duration, error) {
+	// Both processes work to the same clock: the generator's start is
+	// fixed here, far enough ahead for it to be running by then.
+	spec.Start = time.Now().Add(300 * time.Millisecond)
+	var cpu time.Duration
+	var wg sync.WaitGroup
+	from := spec.Start.Add(spec.Warm)
+	wg.Go(func() { cpu = cpuDuring(from, from.Add(spec.Duration)) })
+	c, err := runLoad(ctx, spec)
+	wg.Wait()
+	return c, cpu, err
 }

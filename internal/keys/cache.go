@@ -20,9 +20,10 @@ type lookupCache struct {
 }
 
 type cachedKey struct {
-	key    Key
-	secret string
-	at     time.Time
+	key     Key
+	secret  string
+	at      time.Time
+	version int64 // Manager.Version when read
 }
 
 func (c *lookupCache) get(id string, now time.Time, maxAge time.Duration) (cachedKey, bool) {

@@ -71,7 +71,13 @@ type Manager struct {
 	// CacheFor, when positive, lets Lookup answer from memory for that
 	// long; the owner must call Forget for every change of a key record.
 	CacheFor time.Duration
-	cache    lookupCache
+	// Version, when set, is read before every cached answer, and an entry
+	// read under another version is not used: on SQLite it is PRAGMA
+	// data_version, which moves with every commit of any other connection,
+	// `cutover keys revoke` in another process included, so that no write
+	// needs to be reported through Forget.
+	Version func(ctx context.Context) (int64, error)
+	cache   lookupCache
 }
 
 var (
@@ -238,18 +244,29 @@ func (m *Manager) Get(ctx context.Context, id string) (Key, error) {
 
 // Lookup returns a live key and its secret.
 func (m *Manager) Lookup(ctx context.Context, id string) (Key, string, error) {
-	if m.CacheFor > 0 {
-		if e, ok := m.cache.get(id, m.now(), m.CacheFor); ok {
-			return e.key, e.secret, nil
-		}
-		gen := m.cache.generation()
-		k, secret, err := m.lookup(ctx, id)
-		if err == nil {
-			m.cache.put(id, cachedKey{key: k, secret: secret, at: m.now()}, gen)
-		}
-		return k, secret, err
+	if m.CacheFor <= 0 {
+		return m.lookup(ctx, id)
 	}
-	return m.lookup(ctx, id)
+	var version int64
+	if m.Version != nil {
+		v, err := m.Version(ctx)
+		if err != nil {
+			// Changes may have gone unseen: read the record itself.
+			return m.lookup(ctx, id)
+		}
+		version = v
+	}
+	if e, ok := m.cache.get(id, m.now(), m.CacheFor); ok && e.version == version {
+		return e.key, e.secret, nil
+	}
+	// Both read before the record: a change committed after them leaves
+	// an entry that the next version or generation check discards.
+	gen := m.cache.generation()
+	k, secret, err := m.lookup(ctx, id)
+	if err == nil {
+		m.cache.put(id, cachedKey{key: k, secret: secret, at: m.now(), version: version}, gen)
+	}
+	return k, secret, err
 }
 
 func (m *Manager) lookup(ctx context.Context, id string) (Key, string, error) {

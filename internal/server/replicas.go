@@ -109,13 +109,19 @@ func (s *Server) followCaches() {
 // every write, the CLI's included, reaches every replica's feed, and a
 // lost notification resets the cache: the age only bounds the damage of a
 // bug. On SQLite the CLI writes from another process, which the
-// in-process feed never hears of, so lookups are not cached (a SQLite
-// lookup is one indexed read in process).
-func keyCacheFor(database string) time.Duration {
-	if isPostgres(database) {
-		return time.Minute
+// in-process feed never hears of: there every cached answer is checked
+// against PRAGMA data_version (keyVersion), which any commit moves.
+const keyCacheFor = time.Minute
+
+// keyVersion is the keys.Manager Version of a store: nil where the change
+// feed reports every write (PostgreSQL).
+func keyVersion(st store.Store) func(context.Context) (int64, error) {
+	if v, ok := st.(interface {
+		DataVersion(context.Context) (int64, error)
+	}); ok {
+		return v.DataVersion
 	}
-	return 0
+	return nil
 }
 
 // sealCheckKey is a meta record sealed with the server key, so that a

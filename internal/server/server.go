@@ -238,7 +238,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.Keys = &keys.Manager{Store: st, Sealer: sealer, Now: cfg.Now, CacheFor: keyCacheFor(cfg.Database)}
+	s.Keys = &keys.Manager{Store: st, Sealer: sealer, Now: cfg.Now, CacheFor: keyCacheFor, Version: keyVersion(st)}
 	if err := s.initKeys(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -56,8 +56,9 @@ var dialect = sqlkv.Dialect{
 // single writer connection is held by the outer one, so the inner would
 // wait forever.
 type DB struct {
-	writer *sqlkv.Pool
-	reader *sqlkv.Pool
+	writer  *sqlkv.Pool
+	reader  *sqlkv.Pool
+	version versionConn
 }
 
 var _ store.Store = (*DB)(nil)
@@ -104,7 +105,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db := &DB{writer: &sqlkv.Pool{DB: writer}, reader: &sqlkv.Pool{DB: reader}}
+	version, err := sql.Open("sqlite", dsn(path, url.Values{"_query_only": {"1"}}))
+	if err != nil {
+		reader.Close()
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	version.SetMaxOpenConns(1)
+	db := &DB{writer: &sqlkv.Pool{DB: writer}, reader: &sqlkv.Pool{DB: reader}, version: versionConn{pool: version}}
 	for _, p := range []*sqlkv.Pool{db.writer, db.reader} {
 		if err := p.Prepare(ctx, &dialect); err != nil {
 			db.Close()
@@ -176,6 +184,9 @@ func (db *DB) Get(ctx context.Context, kind, key string) ([]byte, error) {
 // Close implements [store.Store]. It waits for running transactions.
 func (db *DB) Close() error {
 	rerr := db.reader.Close()
+	if err := db.version.close(); rerr == nil {
+		rerr = err
+	}
 	// Closing the writer last lets SQLite checkpoint the WAL into the
 	// main file as the last connection goes.
 	if err := db.writer.Close(); err != nil {
