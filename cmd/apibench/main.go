@@ -61,6 +61,7 @@ func main() {
 	generator := flag.String("generator", "raw", "load generator: raw (one pre-signed request replayed over keep-alive connections by a separate process) or sdk (aws-sdk-go-v2 clients in process, signing every request)")
 	postgres := flag.Bool("postgres", false, "raw generator: run Cutover on a throwaway PostgreSQL cluster (internal/pgtest)")
 	replicas := flag.String("replicas", "1", "raw generator: comma-separated numbers of Cutover replicas (more than 1 needs PostgreSQL), load spread round-robin")
+	only := flag.String("op", "", "measure only the operations whose name contains this")
 	load := flag.Bool("load", false, "internal: be the raw generator process (spec on stdin)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and servers) to this file")
 	blockprofile := flag.String("blockprofile", "", "write a blocking profile of the run (servers; with -generator sdk, clients too) to this file")
@@ -100,7 +101,7 @@ func main() {
 	}
 	switch *generator {
 	case "raw":
-		err = runRaw(rawConfig{duration: *duration, database: *database, postgres: *postgres, replicas: reps, conc: conc})
+		err = runRaw(rawConfig{duration: *duration, database: *database, postgres: *postgres, replicas: reps, conc: conc, only: *only})
 	case "sdk":
 		err = run(*duration, *database, conc)
 	default:

@@ -25,6 +25,7 @@ type rawConfig struct {
 	postgres bool   // start a throwaway PostgreSQL cluster (internal/pgtest)
 	replicas []int  // numbers of replicas to measure, load spread round-robin
 	conc     []int
+	only     string // operation name filter
 }
 
 // replica is one running Cutover server.
@@ -158,6 +159,9 @@ func runRaw(cfg rawConfig) error {
 			return err
 		}
 		for _, op := range ops {
+			if !strings.Contains(op.name, cfg.only) {
+				continue
+			}
 			if op.skipped != "" {
 				fmt.Fprintf(tw, "%s\t-\t-\tskipped: %s\t\t\t\t\t\t\t\t\t\t\t\t\n", op.name, op.skipped)
 				continue

@@ -3,26 +3,91 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"hash/fnv"
+	"os"
 	"sync"
+	"syscall"
 )
 
-// versionConn is one connection kept open for PRAGMA data_version, whose
-// values only compare within a connection: it changes whenever any other
-// connection, of this process or another, commits.
+// DataVersion returns a number that changes whenever a transaction commits
+// on the database, from any connection of any process (the CLI's
+// included). Values only compare with values from the same DB. An error
+// means the answer is unknown right now, not that nothing changed.
+//
+// It reads the WAL-index header that every connection in WAL mode shares
+// through the -shm file (https://www.sqlite.org/walformat.html): each
+// commit rewrites it (frame count, change counter, checksums), first its
+// second copy, then its first. That costs a few loads instead of a query;
+// where the file cannot be mapped it falls back to PRAGMA data_version on
+// a connection kept for it.
+func (db *DB) DataVersion(ctx context.Context) (int64, error) {
+	if db.walIndex != nil {
+		return walIndexVersion(db.walIndex)
+	}
+	return db.version.get(ctx)
+}
+
+// walIndexHeader is the size of one copy of the WAL-index header.
+const walIndexHeader = 48
+
+// mapWALIndex maps the start of the database's -shm file read-only. The
+// file lives as long as some connection is open, and this DB keeps its
+// own open until Close.
+func mapWALIndex(path string) ([]byte, error) {
+	f, err := os.Open(path + "-shm")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() < 2*walIndexHeader {
+		return nil, errors.New("wal-index too short")
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, 2*walIndexHeader, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := walIndexVersion(mem); err != nil {
+		_ = syscall.Munmap(mem)
+		return nil, err
+	}
+	return mem, nil
+}
+
+var errHeaderChanging = errors.New("sqlite: wal-index header being written")
+
+// walIndexVersion hashes the header's first copy, after checking the
+// second matches it: they differ while a commit is rewriting them.
+func walIndexVersion(mem []byte) (int64, error) {
+	var a, b [walIndexHeader]byte
+	copy(a[:], mem[:walIndexHeader])
+	copy(b[:], mem[walIndexHeader:2*walIndexHeader])
+	if a != b {
+		return 0, errHeaderChanging
+	}
+	if a[12] == 0 { // isInit
+		return 0, errors.New("sqlite: wal-index not initialised")
+	}
+	h := fnv.New64a()
+	h.Write(a[:])
+	return int64(h.Sum64()), nil
+}
+
+// versionConn is the fallback: one connection kept open for PRAGMA
+// data_version, whose values only compare within a connection (it moves
+// with commits of every other connection).
 type versionConn struct {
 	mu   sync.Mutex
 	pool *sql.DB
 	conn *sql.Conn
 }
 
-// DataVersion returns a number that changes whenever a transaction commits
-// on any other connection to the database: this process's writes and other
-// processes' (the CLI's) alike. Readers compare successive values; an
-// error means changes may have been missed (the connection is replaced),
-// and the next value does not compare with earlier ones.
-func (db *DB) DataVersion(ctx context.Context) (int64, error) {
-	v := &db.version
+func (v *versionConn) get(ctx context.Context) (int64, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.conn == nil {
@@ -34,6 +99,8 @@ func (db *DB) DataVersion(ctx context.Context) (int64, error) {
 	}
 	var n int64
 	if err := v.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&n); err != nil {
+		// A new connection's values do not compare with this one's:
+		// callers treat the error as "changed".
 		_ = v.conn.Close()
 		v.conn = nil
 		return 0, fmt.Errorf("sqlite: data_version: %w", err)

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
+	"syscall"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -59,6 +60,9 @@ type DB struct {
 	writer  *sqlkv.Pool
 	reader  *sqlkv.Pool
 	version versionConn
+	// walIndex is the mapped WAL-index header (DataVersion), nil if the
+	// -shm file could not be mapped.
+	walIndex []byte
 }
 
 var _ store.Store = (*DB)(nil)
@@ -113,6 +117,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	version.SetMaxOpenConns(1)
 	db := &DB{writer: &sqlkv.Pool{DB: writer}, reader: &sqlkv.Pool{DB: reader}, version: versionConn{pool: version}}
+	if mem, err := mapWALIndex(path); err == nil {
+		db.walIndex = mem
+	} else {
+		slog.WarnContext(ctx, "sqlite: WAL index not mapped, change checks use PRAGMA data_version", "path", path, "err", err)
+	}
 	for _, p := range []*sqlkv.Pool{db.writer, db.reader} {
 		if err := p.Prepare(ctx, &dialect); err != nil {
 			db.Close()
@@ -186,6 +195,10 @@ func (db *DB) Close() error {
 	rerr := db.reader.Close()
 	if err := db.version.close(); rerr == nil {
 		rerr = err
+	}
+	if db.walIndex != nil {
+		_ = syscall.Munmap(db.walIndex)
+		db.walIndex = nil
 	}
 	// Closing the writer last lets SQLite checkpoint the WAL into the
 	// main file as the last connection goes.
