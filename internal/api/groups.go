@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -752,12 +753,25 @@ func (s *Server) BatchGetDeploymentGroups(ctx context.Context, in *cd.BatchGetDe
 		if _, err := loadApp(ctx, tx, sc, app); err != nil {
 			return err
 		}
+		scanned, err := scanGroups(ctx, tx, sc, app, in.DeploymentGroupNames)
+		if err != nil {
+			return err
+		}
 		seen := map[string]bool{}
 		for _, n := range in.DeploymentGroupNames {
 			if seen[n] {
 				continue
 			}
 			seen[n] = true
+			g, ok := scanned.groups[n]
+			if !ok && scanned.complete {
+				missing = append(missing, n)
+				continue
+			}
+			if ok {
+				out.DeploymentGroupsInfo = append(out.DeploymentGroupsInfo, *g)
+				continue
+			}
 			g, err := LoadGroup(ctx, tx, sc.Account, sc.Region, app, n)
 			if isAWSError(err, "DeploymentGroupDoesNotExistException") {
 				missing = append(missing, n)
@@ -776,6 +790,52 @@ func (s *Server) BatchGetDeploymentGroups(ctx context.Context, in *cd.BatchGetDe
 	if len(missing) > 0 {
 		out.ErrorMessage = str(fmt.Sprintf("Deployment groups do not exist for application %s: %s", app, strings.Join(missing, ", ")))
 	}
+	return out, nil
+}
+
+// batchScanMin is the number of names from which BatchGetDeploymentGroups
+// reads the application's groups with one range scan instead of one read
+// per name: on SQLite a statement costs more than its rows.
+const batchScanMin = 4
+
+// scannedGroups are the requested groups found by scanGroups; complete
+// means the scan saw every group of the application, so a name not found
+// does not exist.
+type scannedGroups struct {
+	groups   map[string]*cd.DeploymentGroupInfo
+	complete bool
+}
+
+// scanGroups reads the groups of app named in names with one bounded
+// range scan (at most 4 records per name, so an application with many
+// more groups costs no more than that); names it did not reach are left
+// for the caller to read one by one.
+func scanGroups(ctx context.Context, tx store.Tx, sc scope, app string, names []string) (scannedGroups, error) {
+	out := scannedGroups{groups: map[string]*cd.DeploymentGroupInfo{}}
+	if len(names) < batchScanMin {
+		return out, nil
+	}
+	want := make(map[string]string, len(names)) // record key -> group name
+	for _, n := range names {
+		want[groupKey(sc, app, n)] = n
+	}
+	limit := 4 * len(names)
+	items, err := tx.Scan(ctx, kindGroup, groupKey(sc, app, ""), "", limit)
+	if err != nil {
+		return out, err
+	}
+	for _, it := range items {
+		n, ok := want[it.Key]
+		if !ok {
+			continue
+		}
+		var g cd.DeploymentGroupInfo
+		if err := json.Unmarshal(it.Value, &g); err != nil {
+			return out, fmt.Errorf("decode %s %s: %w", kindGroup, it.Key, err)
+		}
+		out.groups[n] = &g
+	}
+	out.complete = len(items) < limit
 	return out, nil
 }
 
