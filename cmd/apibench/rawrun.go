@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -93,6 +95,14 @@ func runRaw(cfg rawConfig) error {
 	}
 	if database != "" {
 		backend = "PostgreSQL"
+		// Replicas of one database share the key sealing its secrets.
+		if os.Getenv("CUTOVER_SERVER_KEY") == "" {
+			key := make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return err
+			}
+			os.Setenv("CUTOVER_SERVER_KEY", hex.EncodeToString(key))
+		}
 	} else if slices.Max(cfg.replicas) > 1 {
 		return fmt.Errorf("replicas need PostgreSQL (-postgres or -database)")
 	}
