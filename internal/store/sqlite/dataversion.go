@@ -3,12 +3,15 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 )
 
 // DataVersion returns a number that changes whenever a transaction commits
@@ -33,8 +36,9 @@ func (db *DB) DataVersion(ctx context.Context) (int64, error) {
 const walIndexHeader = 48
 
 // mapWALIndex maps the start of the database's -shm file read-only. The
-// file lives as long as some connection is open, and this DB keeps its
-// own open until Close.
+// file lives as long as some connection is open: Open pins one (the
+// fallback's) until Close, so another process closing the last of its
+// own never deletes and recreates it under the mapping.
 func mapWALIndex(path string) ([]byte, error) {
 	f, err := os.Open(path + "-shm")
 	if err != nil {
@@ -62,11 +66,18 @@ func mapWALIndex(path string) ([]byte, error) {
 var errHeaderChanging = errors.New("sqlite: wal-index header being written")
 
 // walIndexVersion hashes the header's first copy, after checking the
-// second matches it: they differ while a commit is rewriting them.
+// second matches it: they differ while a commit is rewriting them (the
+// writer fills the second copy, then the first). Atomic loads keep the
+// reads in that order, as SQLite's own readers do with a barrier.
 func walIndexVersion(mem []byte) (int64, error) {
+	const words = walIndexHeader / 4
 	var a, b [walIndexHeader]byte
-	copy(a[:], mem[:walIndexHeader])
-	copy(b[:], mem[walIndexHeader:2*walIndexHeader])
+	for i := range words {
+		binary.NativeEndian.PutUint32(a[4*i:], atomic.LoadUint32((*uint32)(unsafe.Pointer(&mem[4*i]))))
+	}
+	for i := range words {
+		binary.NativeEndian.PutUint32(b[4*i:], atomic.LoadUint32((*uint32)(unsafe.Pointer(&mem[walIndexHeader+4*i]))))
+	}
 	if a != b {
 		return 0, errHeaderChanging
 	}

@@ -117,6 +117,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	version.SetMaxOpenConns(1)
 	db := &DB{writer: &sqlkv.Pool{DB: writer}, reader: &sqlkv.Pool{DB: reader}, version: versionConn{pool: version}}
+	// Pin the version connection (it reads once): the -shm file stays
+	// while any connection is open.
+	if _, err := db.version.get(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	if mem, err := mapWALIndex(path); err == nil {
 		db.walIndex = mem
 	} else {
