@@ -1,18 +1,25 @@
 // Command apibench measures the overhead of a Cutover server on the
-// CodeDeploy read path. Over loopback, with every request SigV4-signed by
-// aws-sdk-go-v2, it drives GetApplication and BatchGetDeploymentGroups (25
-// groups) at 1, 16 and 64 concurrent clients against
+// CodeDeploy read path: GetApplication and BatchGetDeploymentGroups (25
+// groups) over loopback against
 //
-//	(a) a real Cutover server (SQLite in a temporary directory, or
-//	    PostgreSQL with -database), in process, on 127.0.0.1:0, and
+//	(a) a real Cutover server (SQLite in a temporary directory, PostgreSQL
+//	    with -database or a throwaway cluster with -postgres; -replicas 1,3
+//	    runs several on one database), in process, plain HTTP, and
 //	(b) a bare net/http handler answering the same response bytes, captured
 //	    once from (a),
 //
-// in the same run, and prints requests/second, p50 and p99 latency and the
-// Cutover/bare throughput ratio. Both servers and the clients share the
-// machine, so absolute numbers depend on it; the ratio is the point.
+// in the same run, and prints requests/second, p50 and p99 latency, the
+// servers' CPU per request and the Cutover/bare throughput ratio.
 //
-//	go run ./cmd/apibench -duration 3s
+// The default generator (-generator raw) signs each request once with the
+// aws-sdk-go-v2 SigV4 signer and replays its bytes over keep-alive
+// connections from a separate process (this binary with -load), whose CPU
+// share is reported so that it can be seen not to be the bottleneck.
+// -generator sdk runs aws-sdk-go-v2 clients signing every request in
+// process instead; they saturate before the server does.
+//
+//	go run ./cmd/apibench -duration 5s -concurrency 16,64
+//	go run ./cmd/apibench -postgres -replicas 1,3
 package main
 
 import (
@@ -63,7 +70,7 @@ func main() {
 	replicas := flag.String("replicas", "1", "raw generator: comma-separated numbers of Cutover replicas (more than 1 needs PostgreSQL), load spread round-robin")
 	only := flag.String("op", "", "measure only the operations whose name contains this")
 	load := flag.Bool("load", false, "internal: be the raw generator process (spec on stdin)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (clients and servers) to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the servers; with -generator sdk, the clients too) to this file")
 	blockprofile := flag.String("blockprofile", "", "write a blocking profile of the run (servers; with -generator sdk, clients too) to this file")
 	flag.Parse()
 	if *blockprofile != "" {
