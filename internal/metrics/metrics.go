@@ -50,6 +50,9 @@ type Metrics struct {
 	mu     sync.Mutex
 	agents map[string]time.Time // access key id -> last protocol call
 	status map[string]string    // active deployment id -> status counted
+
+	rateMu  sync.Mutex
+	samples []routerSample // of the router counters, oldest first (RouterRates)
 }
 
 // Options configure New.
