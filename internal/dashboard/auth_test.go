@@ -146,6 +146,9 @@ func TestKeyMayDoWhatTheAPIAllows(t *testing.T) {
 	if st, m, _ := c.do("GET", "/ui/logs?deployment=d-NOSUCH000", "", nil); st != http.StatusBadRequest || m["__type"] != "AccessDeniedException" {
 		t.Errorf("host key reading logs: %d %v", st, m)
 	}
+	if st, m, _ := c.do("GET", "/ui/triggers?deployment=d-NOSUCH000", "", nil); st != http.StatusBadRequest || m["__type"] != "AccessDeniedException" {
+		t.Errorf("host key reading trigger deliveries: %d %v", st, m)
+	}
 	// Revoking the key ends its sessions.
 	if err := env.Server.Keys.Revoke(context.Background(), reg.AWSAccessKeyID); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -88,7 +89,10 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.D
 // from the server hearing of a committed change to the browser's DOM update.
 func TestDashboardBlueGreen(t *testing.T) {
 	ctx := newBrowser(t)
-	f := servertest.StartBlueGreen(t, 2)
+	hook := newWebhook(t)
+	f := servertest.StartBlueGreen(t, 2, func(c *server.Config) { c.TriggersConfig = hook.config(t) })
+	hook.subscribe(t, f.Env)
+	load := driveTraffic(t, "http://"+f.TG.Listen+"/")
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(f.Env.URL+"/ui/"),
@@ -128,6 +132,12 @@ func TestDashboardBlueGreen(t *testing.T) {
 	waitJS(t, ctx, "the grid", `document.querySelectorAll("#grid tr[data-target]").length === 4 && document.querySelectorAll("#grid td.ev.Succeeded").length > 0`, 15*time.Second)
 	waitJS(t, ctx, "hook logs", `[...document.querySelectorAll("#logs .log pre")].some(p => p.textContent.includes("hook AfterInstall on green-1 for `+id+`"))`, 20*time.Second)
 	waitJS(t, ctx, "traffic still on blue", `document.querySelector(".serving-list[data-tg=web]").textContent === "blue-1 blue-2"`, 20*time.Second)
+	// The rates panel: the requests the test sends through the router
+	// land on the serving (blue) hosts, none on the green ones yet.
+	waitJS(t, ctx, "a request rate on the serving backends", rateOf("blue-1")+` > 0 && `+rateOf("blue-2")+` > 0 && +document.querySelector(".tg-rate[data-tg=web]").textContent > 0`, 20*time.Second)
+	if v := evalNumber(t, ctx, rateOf("green-1")); v != 0 {
+		t.Errorf("green-1 request rate %v before traffic moved, want 0", v)
+	}
 	phase, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("phase")))
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +161,25 @@ func TestDashboardBlueGreen(t *testing.T) {
 	waitJS(t, ctx, "traffic moved to green", `document.querySelector(".serving-list[data-tg=web]").textContent === "green-1 green-2"`, 60*time.Second)
 	waitJS(t, ctx, "status Succeeded", `document.getElementById("status").textContent === "Succeeded"`, 60*time.Second)
 	screenshot(t, ctx, "deployment-succeeded")
+	waitJS(t, ctx, "a request rate on green, the serving backends now", rateOf("green-1")+` > 0 && `+rateOf("green-2")+` > 0`, 30*time.Second)
+	if n := load.count(); n == 0 {
+		t.Fatal("no request went through the router")
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("rates").scrollIntoView()`)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "deployment-traffic-rates")
+	// The delivery log fills live from the change feed as the worker
+	// delivers: DeploymentSuccess was committed after the page opened.
+	waitJS(t, ctx, "the delivery log", `["DeploymentStart", "DeploymentReady", "DeploymentSuccess"].every(e => !!document.querySelector('#delivery-log tr[data-event="' + e + '"][data-status="Delivered"]'))`, 30*time.Second)
+	checkDeliveries(t, f, id)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("deliveries").scrollIntoView()`)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "deployment-deliveries")
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		t.Fatal(err)
+	}
 
 	// More samples for the latency figures: further deployments, back and
 	// forth, each watched on its page from creation to success.

@@ -34,8 +34,10 @@ import (
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/hooklog"
+	"github.com/cutoverhq/cutover/internal/metrics"
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/traffic"
+	"github.com/cutoverhq/cutover/internal/trigger"
 )
 
 //go:embed static
@@ -86,13 +88,19 @@ type Config struct {
 	Waits func(ctx context.Context, id string) (any, error)
 	// Members reports a target group's members (nil: no traffic layer).
 	Members func(ctx context.Context, targetGroup string) ([]traffic.MemberStatus, error)
-	// DeploymentTopic, TargetTopic and MemberTopic are the change feed
-	// topics of deployments, their targets and target-group memberships.
-	DeploymentTopic, MemberTopic string
-	Secure                       bool // cookies get Secure (also whenever the request came over TLS)
-	SessionTTL                   time.Duration
-	Now                          func() time.Time
-	Logger                       *slog.Logger
+	// Rates reports the builtin router's traffic of the named target
+	// groups, from the counters /metrics exports (nil: no metrics).
+	Rates func(targetGroups ...string) []metrics.RouterRate
+	// Deliveries reads a deployment's trigger delivery log (nil: none).
+	Deliveries func(ctx context.Context, id string, limit int) ([]trigger.Delivery, error)
+	// DeploymentTopic, MemberTopic and DeliveryTopic are the change feed
+	// topics of deployments, target-group memberships and trigger
+	// deliveries.
+	DeploymentTopic, MemberTopic, DeliveryTopic string
+	Secure                                      bool // cookies get Secure (also whenever the request came over TLS)
+	SessionTTL                                  time.Duration
+	Now                                         func() time.Time
+	Logger                                      *slog.Logger
 }
 
 // Handler serves /ui.
@@ -126,6 +134,7 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("POST /ui/api/{op}", h.api)
 	h.mux.HandleFunc("GET /ui/deployment", h.deployment)
 	h.mux.HandleFunc("GET /ui/logs", h.logs)
+	h.mux.HandleFunc("GET /ui/triggers", h.deliveries)
 	h.mux.HandleFunc("GET /ui/events", h.events)
 	return h
 }
@@ -535,15 +544,25 @@ func (h *Handler) deployment(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
+// readable authenticates the request and checks that its caller may read
+// the deployment ?deployment= names: whoever may read a deployment may
+// read its hooks' output and its trigger deliveries.
+func (h *Handler) readable(w http.ResponseWriter, r *http.Request) (context.Context, string, bool) {
 	ctx, ok := h.caller(w, r)
 	if !ok {
-		return
+		return nil, "", false
 	}
 	id := r.URL.Query().Get("deployment")
-	// Whoever may read the deployment may read its hooks' output.
 	if err := h.call(ctx, "GetDeployment", map[string]string{"deploymentId": id}, nil); err != nil {
 		h.writeAPIErr(w, r, err)
+		return nil, "", false
+	}
+	return ctx, id, true
+}
+
+func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
+	ctx, id, ok := h.readable(w, r)
+	if !ok {
 		return
 	}
 	logs, err := h.cfg.Logs.Read(ctx, id, r.URL.Query().Get("instance"))
@@ -593,7 +612,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "InternalFailure", "streaming unsupported")
 		return
 	}
-	sub := h.cfg.Feed.Subscribe(h.cfg.DeploymentTopic, h.cfg.MemberTopic, hooklog.Kind)
+	topics := []string{h.cfg.DeploymentTopic, h.cfg.MemberTopic, hooklog.Kind}
+	if h.cfg.DeliveryTopic != "" {
+		topics = append(topics, h.cfg.DeliveryTopic)
+	}
+	sub := h.cfg.Feed.Subscribe(topics...)
 	defer sub.Close()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
@@ -613,8 +636,18 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		fl.Flush()
 		return true
 	}
+	var lastRates []byte
+	sendRates := func() bool {
+		r := h.rates(st)
+		b, _ := json.Marshal(r)
+		if string(b) == string(lastRates) {
+			return true
+		}
+		lastRates = b
+		return send("rates", r)
+	}
 	if id != "" {
-		if !send("state", st) || !send("log", map[string]string{}) {
+		if !send("state", st) || !send("log", map[string]string{}) || !send("deliveries", map[string]string{}) || !sendRates() {
 			return
 		}
 	} else if !send("deployments", map[string]string{}) {
@@ -633,7 +666,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		lastTraffic, _ = json.Marshal(st.Traffic)
 	}
 	for {
-		var changed, logged, fed bool
+		var changed, logged, fed, delivered, ticked bool
 		select {
 		case <-ctx.Done():
 			return
@@ -647,15 +680,17 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 			continue
 		case <-refresh:
-			changed = true
+			changed, ticked = true, true
 		case <-sub.Ready():
 			changes, reset := sub.Take()
-			changed, logged, fed = reset, reset, true
+			changed, logged, delivered, fed = reset, reset, reset, true
 			for _, c := range changes {
 				switch {
 				case id == "" && c.Topic == h.cfg.DeploymentTopic:
 					changed = true
 				case id == "":
+				case c.Topic == h.cfg.DeliveryTopic:
+					delivered = delivered || c.ID == "" || strings.HasPrefix(c.ID, id+"/")
 				case c.Topic == hooklog.Kind:
 					logged = logged || c.ID == "" || hooklog.DeploymentOf(c.ID) == id
 				case c.Topic == h.cfg.MemberTopic:
@@ -696,7 +731,113 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		if logged && !send("log", map[string]string{}) {
 			return
 		}
+		if delivered && !send("deliveries", map[string]string{}) {
+			return
+		}
+		// The router's counters are process memory that no change feed
+		// announces: the rates panel is refreshed on the traffic tick,
+		// after the state re-read above re-checked that the caller may
+		// still read the deployment.
+		if ticked && !sendRates() {
+			return
+		}
 	}
+}
+
+// Rates is the traffic of one of a deployment's target groups through
+// the builtin router (the rates panel).
+type Rates struct {
+	Name        string        `json:"name"`
+	RequestRate float64       `json:"requestRate"` // per second, all backends
+	ErrorRate   float64       `json:"errorRate"`
+	Window      float64       `json:"window"` // seconds the rates span (0: not measured yet)
+	Backends    []BackendRate `json:"backends"`
+}
+
+// BackendRate is one backend's traffic; Member names it while it is a
+// member of the target group.
+type BackendRate struct {
+	metrics.RouterRate
+	Member string `json:"member,omitempty"`
+}
+
+// rates reports the traffic of the target groups the state shows, which
+// the caller may see because it may see the deployment naming them.
+func (h *Handler) rates(st *State) []Rates {
+	if h.cfg.Rates == nil || st == nil || len(st.Traffic) == 0 {
+		return []Rates{}
+	}
+	names := make([]string, 0, len(st.Traffic))
+	member := map[[2]string]string{}
+	for _, tg := range st.Traffic {
+		names = append(names, tg.Name)
+		for _, m := range tg.Members {
+			member[[2]string{tg.Name, m.Addr}] = m.ID
+		}
+	}
+	byName := map[string]*Rates{}
+	out := make([]Rates, len(names))
+	for i, n := range names {
+		out[i] = Rates{Name: n, Backends: []BackendRate{}}
+		byName[n] = &out[i]
+	}
+	for _, r := range h.cfg.Rates(names...) {
+		g := byName[r.TargetGroup]
+		if g == nil {
+			continue
+		}
+		g.Backends = append(g.Backends, BackendRate{RouterRate: r, Member: member[[2]string{r.TargetGroup, r.Backend}]})
+		g.RequestRate += r.RequestRate
+		g.ErrorRate += r.ErrorRate
+		g.Window = max(g.Window, r.Window)
+	}
+	return out
+}
+
+// maxDeliveries bounds the delivery log the dashboard shows.
+const maxDeliveries = 1000
+
+// DeliveryView is one trigger delivery as the dashboard shows it (the
+// message itself stays out: it is what the endpoint received).
+type DeliveryView struct {
+	Trigger     string    `json:"trigger"`
+	Event       string    `json:"event"`
+	Instance    string    `json:"instance,omitempty"`
+	TopicArn    string    `json:"topicArn"`
+	Subject     string    `json:"subject"`
+	Status      string    `json:"status"`
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"lastError,omitempty"`
+	LastHTTP    int       `json:"lastHttpStatus,omitempty"`
+	Created     time.Time `json:"created"`
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	Delivered   time.Time `json:"delivered,omitzero"`
+}
+
+// deliveries answers a deployment's trigger delivery log, to whoever may
+// read the deployment.
+func (h *Handler) deliveries(w http.ResponseWriter, r *http.Request) {
+	ctx, id, ok := h.readable(w, r)
+	if !ok {
+		return
+	}
+	out := []DeliveryView{}
+	if h.cfg.Deliveries != nil {
+		ds, err := h.cfg.Deliveries(ctx, id, maxDeliveries)
+		if err != nil {
+			h.writeAPIErr(w, r, err)
+			return
+		}
+		for _, d := range ds {
+			if d.DeploymentID != id {
+				continue // never another deployment's, whatever the key layout
+			}
+			out = append(out, DeliveryView{Trigger: d.Trigger, Event: d.Event, Instance: d.Instance, TopicArn: d.TopicArn, Subject: d.Subject,
+				Status: d.Status, Attempts: d.Attempts, LastError: d.LastError, LastHTTP: d.LastHTTP, Created: d.Created,
+				NextAttempt: d.NextAttempt, Delivered: d.Delivered})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": out})
 }
 
 func sameTargets(a, b *State) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/hooklog"
 	"github.com/cutoverhq/cutover/internal/sigv4"
 	"github.com/cutoverhq/cutover/internal/traffic"
+	"github.com/cutoverhq/cutover/internal/trigger"
 )
 
 // hookLogService builds the hook log store: the agent's PutHookLog lands
@@ -71,8 +72,15 @@ func (s *Server) newDashboard(auth authenticator) *dashboard.Handler {
 		Waits: func(ctx context.Context, id string) (any, error) {
 			return s.Runner.WaitsOf(ctx, id)
 		},
-		Members:         members,
-		DeploymentTopic: "deployment", MemberTopic: "tgmember",
+		Members: members,
+		// The rates are those of the router counters /metrics exports.
+		Rates: s.Metrics.RouterRates,
+		// The log is read from the store: deliveries recorded before a
+		// restart without the triggers configuration still show.
+		Deliveries: func(ctx context.Context, id string, limit int) ([]trigger.Delivery, error) {
+			return trigger.Deliveries(ctx, s.Store, id, limit)
+		},
+		DeploymentTopic: "deployment", MemberTopic: "tgmember", DeliveryTopic: trigger.DeliveryKind,
 		Secure: s.cfg.TLSCert != "", Now: s.cfg.Now, Logger: s.log,
 	})
 }

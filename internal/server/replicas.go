@@ -18,6 +18,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/secretbox"
 	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/trigger"
 )
 
 // Several replicas share one PostgreSQL database. What they must agree on
@@ -45,7 +46,7 @@ func isPostgres(database string) bool {
 
 // watchedKinds are the store kinds whose changes replicas follow.
 func watchedKinds() []string {
-	return append(append([]string{}, deploy.WatchedKinds...), keys.Kind, api.CallerKind, hooklog.Kind)
+	return append(append([]string{}, deploy.WatchedKinds...), keys.Kind, api.CallerKind, hooklog.Kind, trigger.DeliveryKind)
 }
 
 // openFeed connects the store's change notifications to a feed: in process

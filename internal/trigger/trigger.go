@@ -31,6 +31,10 @@ import (
 	"github.com/cutoverhq/cutover/internal/store"
 )
 
+// DeliveryKind is the store kind of delivery records (key: deployment id,
+// "/", then a sequence): the change feed names it when one is written.
+const DeliveryKind = kindDelivery
+
 // Store kinds owned by this package.
 const (
 	kindDelivery = "tdelivery" // deploymentID/seq -> Delivery

@@ -183,11 +183,11 @@ async function deployment(id) {
     el("p", { id: "action-result", class: "muted" }));
   const grid = el("div", { class: "card" }, el("h3", {}, "Instances × lifecycle events"), el("table", { id: "grid" }), el("div", { id: "detail" }));
   const trafficBox = el("div", { class: "card", id: "traffic" }, el("h3", {}, "Traffic"));
-  const rates = el("div", { class: "card pending-panel", id: "rates" }, el("h3", {}, "Request rate and errors"),
-    el("p", { class: "muted" }, "The builtin router reports members, weights, health and in-flight requests (shown under Traffic). Request rates and error counts come from the Prometheus metrics of the server (/metrics); this panel is not fed yet."));
+  const rates = el("div", { class: "card", id: "rates" }, el("h3", {}, "Request rate and errors"), el("p", { class: "muted" }, "Waiting for the router's counters…"));
+  const triggers = el("div", { class: "card", id: "deliveries" }, el("h3", {}, "Trigger deliveries"), el("p", { class: "muted" }, "No deliveries."));
   const logSel = el("select", { id: "log-instance" }, el("option", { value: "" }, "all instances"));
   const logs = el("div", { class: "card" }, el("h3", {}, "Hook logs ", logSel), el("div", { id: "logs" }, el("p", { class: "muted" }, "No output yet.")));
-  setMain(head, bg, el("div", { class: "row" }, trafficBox, rates), grid, logs);
+  setMain(head, bg, el("div", { class: "row" }, trafficBox, rates), grid, logs, triggers);
   const mo = new MutationObserver(() => {
     if (pendingChange) { window.__latency.push({ changedAt: pendingChange, domAt: performance.timeOrigin + performance.now() }); pendingChange = 0; }
   });
@@ -206,9 +206,23 @@ async function deployment(id) {
     } finally { logBusy = false; }
   };
   logSel.addEventListener("change", loadLogs);
+  let dBusy = false, dAgain = false;
+  const loadDeliveries = async () => {
+    if (dBusy) { dAgain = true; return; }
+    dBusy = true;
+    try {
+      do {
+        dAgain = false;
+        const data = await getJSON("/ui/triggers?deployment=" + encodeURIComponent(id));
+        renderDeliveries(data.deliveries || []);
+      } while (dAgain);
+    } finally { dBusy = false; }
+  };
   follow("/ui/events?deployment=" + encodeURIComponent(id), {
     state: (st) => { pendingChange = st.changedAt || 0; render(st); },
     log: loadLogs,
+    deliveries: loadDeliveries,
+    rates: renderRates,
     failure: (e) => { $("dep-error").textContent = e.message; },
   });
   S.timer = setInterval(tick, 250);
@@ -270,6 +284,42 @@ function renderTraffic(tgs) {
     parts.push(el("h4", {}, "Target group " + g.name), g.error ? el("p", { class: "error" }, g.error) : null, tbl, el("p", { class: "muted" }, "Serving: ", el("span", { class: "serving-list", "data-tg": g.name }, serving || "none")));
   }
   box.replaceChildren(...parts.filter(Boolean));
+}
+
+// The rates come from the builtin router's counters (the series of
+// /metrics), which live in the server's memory: the server sends them on
+// its traffic refresh tick, not from the change feed.
+function renderRates(tgs) {
+  const box = $("rates");
+  const parts = [el("h3", {}, "Request rate and errors")];
+  const num = (v) => (Math.round(v * 100) / 100).toFixed(2);
+  if (!tgs.length) parts.push(el("p", { class: "muted" }, "No builtin-router target groups."));
+  for (const g of tgs) {
+    const span = g.window ? "over the last " + Math.round(g.window) + " s" : "measuring…";
+    parts.push(el("h4", {}, "Target group " + g.name + " · ", el("span", { class: "tg-rate", "data-tg": g.name }, num(g.requestRate)), " req/s · ",
+      el("span", { class: "tg-error-rate", "data-tg": g.name }, num(g.errorRate)), " errors/s ", el("small", { class: "muted" }, span)));
+    const tbl = el("table", { "data-tg": g.name }, el("tr", {}, el("th", {}, "Backend"), el("th", {}, "Member"), el("th", {}, "req/s"), el("th", {}, "errors/s"), el("th", {}, "Requests"), el("th", {}, "Errors")));
+    for (const b of g.backends) tbl.append(el("tr", { "data-backend": b.backend, "data-member": b.member || "" }, el("td", {}, b.backend), el("td", {}, b.member || "–"),
+      el("td", { class: "req-rate" }, num(b.requestRate)), el("td", { class: "err-rate" + (b.errorRate > 0 ? " bad" : "") }, num(b.errorRate)), el("td", {}, b.requests), el("td", {}, b.errors)));
+    if (!g.backends.length) tbl.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No requests through the router yet.")));
+    parts.push(tbl);
+  }
+  parts.push(el("p", { class: "muted" }, "From the router's cutover_router_requests_total series (errors: 5xx answers and failed attempts); refreshed every 2 s."));
+  box.replaceChildren(...parts);
+}
+
+function renderDeliveries(ds) {
+  const box = $("deliveries");
+  const parts = [el("h3", {}, "Trigger deliveries")];
+  if (!ds.length) { box.replaceChildren(...parts, el("p", { class: "muted" }, "No deliveries.")); return; }
+  const fmt = (t) => t ? new Date(t).toLocaleString() : "";
+  const tbl = el("table", { id: "delivery-log" }, el("tr", {}, el("th", {}, "Event"), el("th", {}, "Instance"), el("th", {}, "Trigger"), el("th", {}, "Topic"),
+    el("th", {}, "Status"), el("th", {}, "Attempts"), el("th", {}, "HTTP"), el("th", {}, "Last error"), el("th", {}, "Created"), el("th", {}, "Delivered / next attempt")));
+  for (const d of ds) tbl.append(el("tr", { "data-event": d.event, "data-status": d.status, "data-instance": d.instance || "" },
+    el("td", {}, d.event), el("td", {}, d.instance || ""), el("td", {}, d.trigger), el("td", {}, d.topicArn), el("td", {}, statusSpan(d.status)),
+    el("td", {}, d.attempts), el("td", {}, d.lastHttpStatus || ""), el("td", { class: d.lastError ? "error" : "" }, d.lastError || ""),
+    el("td", {}, fmt(d.created)), el("td", {}, d.delivered ? fmt(d.delivered) : (d.nextAttempt ? "next " + fmt(d.nextAttempt) : ""))));
+  box.replaceChildren(...parts, tbl);
 }
 
 function renderLogs(logs) {
