@@ -38,8 +38,14 @@ type Config struct {
 	File        File
 	Store       store.Store
 	Deployments Deployments
-	Logger      *slog.Logger
-	Client      *http.Client // default: File.Timeout
+	// Holds reports whether this replica holds the lease of a deployment
+	// Active lists (nil: all of them). A deployment is in Active while its
+	// lease is being taken and until its loop notices that the lease was
+	// lost; its alarms are polled only while the lease is held, so that
+	// with several replicas only the owner polls them.
+	Holds  func(ctx context.Context, id string) (bool, error)
+	Logger *slog.Logger
+	Client *http.Client // default: File.Timeout
 }
 
 // Monitor polls the alarms of active deployments.
@@ -138,6 +144,15 @@ func (m *Monitor) Poll(ctx context.Context) {
 	for _, id := range m.cfg.Deployments.Active() {
 		if ctx.Err() != nil {
 			return
+		}
+		if m.cfg.Holds != nil {
+			held, err := m.cfg.Holds(ctx, id)
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("alarm poll: deployment lease", "deployment", id, "err", err)
+			}
+			if !held {
+				continue
+			}
 		}
 		if err := m.check(ctx, id, states); err != nil && ctx.Err() == nil {
 			m.log.Warn("alarm poll", "deployment", id, "err", err)

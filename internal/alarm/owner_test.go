@@ -2,6 +2,7 @@ package alarm_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,8 @@ import (
 // drives the deployment only A polls (had B polled even once, the
 // deployment would have stopped). A stops; B takes the deployment over,
 // polls, and its firing alarm stops the deployment with ALARM_ACTIVE.
+// Before that, A's lease is passed to a replica that then vanishes (as
+// when A stalls past its expiry): A stops polling at once.
 func TestAlarmPolledByOwnerOnly(t *testing.T) {
 	var hitsA, hitsB atomic.Int64
 	checks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,6 +89,36 @@ func TestAlarmPolledByOwnerOnly(t *testing.T) {
 	if info := b.WaitStatus(t, id, time.Second, cdtypes.DeploymentStatusInProgress); info.Status != cdtypes.DeploymentStatusInProgress {
 		t.Fatalf("deployment %s while A drives it, want InProgress", info.Status)
 	}
+
+	// Replica A stalls and another replica takes the lease over (as after
+	// A's lease expired): A's loop notices only at its next renewal, but
+	// A stops polling at once, since it no longer holds the lease.
+	var rec struct {
+		Owner   string    `json:"owner"`
+		Epoch   int64     `json:"epoch"`
+		Expires time.Time `json:"expires"`
+	}
+	if err := json.Unmarshal([]byte(owner()), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Owner, rec.Epoch, rec.Expires = "replica-gone", rec.Epoch+1, time.Now().Add(1500*time.Millisecond)
+	ghost, _ := json.Marshal(rec)
+	if err := b.Server.Store.Update(context.Background(), func(tx store.Tx) error {
+		return tx.Put(context.Background(), "lease", "deployment/"+id, ghost)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * interval) // a poll in flight ends
+	base = hitsA.Load()
+	time.Sleep(8 * interval)
+	if n := hitsA.Load() - base; n != 0 {
+		t.Errorf("replica-a polled %d times after its lease passed to another replica", n)
+	}
+	if n := hitsB.Load(); n != 0 {
+		t.Fatalf("replica-b polled the alarm of a deployment it does not drive %d times", n)
+	}
+	// The other replica never comes back: its lease expires and A or B
+	// takes the deployment; B, if it wins, stops it at its first poll.
 
 	stopped := time.Now()
 	a.Stop()

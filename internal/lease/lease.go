@@ -95,6 +95,20 @@ func (m *Manager) free(rec record) bool {
 	return rec.Owner == m.Owner || m.Exclusive || !m.now().Before(rec.Expires)
 }
 
+// Holds reports whether this manager's owner holds name now, as the store
+// says and by this replica's clock: work done outside the fenced
+// transactions (polling, say) asks before it starts.
+func (m *Manager) Holds(ctx context.Context, name string) (bool, error) {
+	var rec record
+	var found bool
+	err := m.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		rec, found, err = get(ctx, tx, name)
+		return err
+	})
+	return err == nil && found && rec.Owner == m.Owner && m.now().Before(rec.Expires), err
+}
+
 // Acquire takes the lease if it is free, bumping its epoch. ok is false
 // when another owner holds it.
 func (m *Manager) Acquire(ctx context.Context, name string) (l Lease, ok bool, err error) {

@@ -61,6 +61,13 @@ func testLease(t *testing.T, st store.Store) {
 	c := &clock{t: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)}
 	a := &lease.Manager{Store: st, Owner: "a", TTL: 6 * time.Second, Now: c.now}
 	b := &lease.Manager{Store: st, Owner: "b", TTL: 6 * time.Second, Now: c.now}
+	holds := func(step string, m *lease.Manager, want bool) {
+		t.Helper()
+		if got, err := m.Holds(ctx, "deployment/d-1"); err != nil || got != want {
+			t.Errorf("%s: %s holds: %v %v, want %v", step, m.Owner, got, err, want)
+		}
+	}
+	holds("no lease yet", a, false)
 
 	la, ok, err := a.Acquire(ctx, "deployment/d-1")
 	if err != nil || !ok || la.Epoch != 1 {
@@ -69,6 +76,8 @@ func testLease(t *testing.T, st store.Store) {
 	if _, ok, err := b.Acquire(ctx, "deployment/d-1"); err != nil || ok {
 		t.Fatalf("b took a held lease: %v %v", ok, err)
 	}
+	holds("acquired by a", a, true)
+	holds("acquired by a", b, false)
 	// A renewal by a non-owner changes nothing, even with the right epoch.
 	if err := b.Renew(ctx, la); !errors.Is(err, lease.ErrLost) {
 		t.Fatalf("b renewed a's lease: %v", err)
@@ -82,10 +91,13 @@ func testLease(t *testing.T, st store.Store) {
 		t.Fatal("b took a lease renewed 4 s ago")
 	}
 	c.add(3 * time.Second) // expired
+	holds("expired, not yet taken", a, false)
 	lb, ok, err := b.Acquire(ctx, "deployment/d-1")
 	if err != nil || !ok || lb.Epoch != 2 {
 		t.Fatalf("b takes the expired lease: %+v %v %v", lb, ok, err)
 	}
+	holds("taken over by b", b, true)
+	holds("taken over by b", a, false)
 	// a, back from a pause, is fenced off: its renewal and its writes fail.
 	if err := a.Renew(ctx, la); !errors.Is(err, lease.ErrLost) {
 		t.Fatalf("a renewed a lost lease: %v", err)
@@ -109,6 +121,7 @@ func testLease(t *testing.T, st store.Store) {
 	if err := b.Release(ctx, lb); err != nil {
 		t.Fatal(err)
 	}
+	holds("released", b, false)
 	la2, ok, err := a.Acquire(ctx, "deployment/d-1")
 	if err != nil || !ok || la2.Epoch != 3 {
 		t.Fatalf("a takes a released lease: %+v %v %v", la2, ok, err)
