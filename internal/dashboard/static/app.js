@@ -299,9 +299,9 @@ function renderRates(tgs) {
     parts.push(el("h4", {}, "Target group " + g.name + " · ", el("span", { class: "tg-rate", "data-tg": g.name }, num(g.requestRate)), " req/s · ",
       el("span", { class: "tg-error-rate", "data-tg": g.name }, num(g.errorRate)), " errors/s ", el("small", { class: "muted" }, span)));
     const tbl = el("table", { "data-tg": g.name }, el("tr", {}, el("th", {}, "Backend"), el("th", {}, "Member"), el("th", {}, "req/s"), el("th", {}, "errors/s"), el("th", {}, "Requests"), el("th", {}, "Errors")));
-    for (const b of g.backends) tbl.append(el("tr", { "data-backend": b.backend, "data-member": b.member || "" }, el("td", {}, b.backend), el("td", {}, b.member || "–"),
+    for (const b of g.backends) tbl.append(el("tr", { "data-backend": b.backend, "data-member": b.member || "" }, el("td", {}, b.backend), el("td", { class: b.member ? "" : "muted" }, b.member || "not a member now"),
       el("td", { class: "req-rate" }, num(b.requestRate)), el("td", { class: "err-rate" + (b.errorRate > 0 ? " bad" : "") }, num(b.errorRate)), el("td", {}, b.requests), el("td", {}, b.errors)));
-    if (!g.backends.length) tbl.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No requests through the router yet.")));
+    if (!g.backends.length) tbl.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No requests through the builtin router yet (an HAProxy target group keeps its own statistics).")));
     parts.push(tbl);
   }
   parts.push(el("p", { class: "muted" }, "From the router's cutover_router_requests_total series (errors: 5xx answers and failed attempts); refreshed every 2 s."));
