@@ -206,17 +206,21 @@ async function deployment(id) {
     } finally { logBusy = false; }
   };
   logSel.addEventListener("change", loadLogs);
-  let dBusy = false, dAgain = false;
-  const loadDeliveries = async () => {
-    if (dBusy) { dAgain = true; return; }
-    dBusy = true;
-    try {
-      do {
-        dAgain = false;
+  // A step records its deliveries in its own transaction and the worker
+  // then writes each twice (claim, outcome): the change feed announces
+  // them in bursts that coincide with the deployment's own changes. One
+  // reload per burst, a little after it, keeps the log live without
+  // competing with the state updates for the server and the page.
+  let dTimer = null, dLast = "";
+  const loadDeliveries = () => {
+    if (dTimer) return;
+    dTimer = setTimeout(async () => {
+      try {
         const data = await getJSON("/ui/triggers?deployment=" + encodeURIComponent(id));
-        renderDeliveries(data.deliveries || []);
-      } while (dAgain);
-    } finally { dBusy = false; }
+        const text = JSON.stringify(data.deliveries || []);
+        if (text !== dLast) { dLast = text; renderDeliveries(data.deliveries || []); }
+      } catch (e) { /* the next announcement retries */ } finally { dTimer = null; }
+    }, 300);
   };
   follow("/ui/events?deployment=" + encodeURIComponent(id), {
     state: (st) => { pendingChange = st.changedAt || 0; render(st); },
