@@ -1,22 +1,26 @@
 package dashboard_test
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/chromedp/chromedp"
 
 	"github.com/cutoverhq/cutover/internal/access"
+	"github.com/cutoverhq/cutover/internal/agent"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/servertest"
 	"github.com/cutoverhq/cutover/internal/trigger"
@@ -26,14 +30,22 @@ const hookTopic = "arn:aws:sns:us-east-1:000000000000:deployments"
 
 // webhook is a real HTTP endpoint the server delivers trigger
 // notifications to.
+// While down it answers 503.
 type webhook struct {
-	srv *httptest.Server
-	got atomic.Int64
+	srv  *httptest.Server
+	got  atomic.Int64
+	down atomic.Bool
 }
 
 func newWebhook(t *testing.T) *webhook {
 	w := &webhook{}
-	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { w.got.Add(1) }))
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.down.Load() {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.got.Add(1)
+	}))
 	t.Cleanup(w.srv.Close)
 	return w
 }
@@ -158,4 +170,61 @@ func checkDeliveries(t *testing.T, f *servertest.BlueGreen, id string) {
 			t.Errorf("GET %s: %d %v, want %s", tc.path, st, m, tc.typ)
 		}
 	}
+}
+
+// registerHost registers an on-premises instance whose agent never runs:
+// its deployments start and wait.
+func registerHost(t *testing.T, env *servertest.Env, name string, tags map[string]string) {
+	t.Helper()
+	if _, err := agent.Register(context.Background(), agent.RegisterRequest{Endpoint: env.URL, Region: env.Region,
+		AdminCredentials: credentials.NewStaticCredentialsProvider(env.AccessKey, env.SecretKey, ""), InstanceName: name,
+		Tags: tags}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createDeployment starts a deployment of a revision nobody downloads.
+func createDeployment(t *testing.T, env *servertest.Env, app, group string) string {
+	t.Helper()
+	out, err := env.Client.CreateDeployment(context.Background(), &codedeploy.CreateDeploymentInput{
+		ApplicationName: aws.String(app), DeploymentGroupName: aws.String(group),
+		Revision: &cdtypes.RevisionLocation{RevisionType: cdtypes.RevisionLocationTypeS3, S3Location: &cdtypes.S3Location{
+			Bucket: aws.String("bundles"), Key: aws.String("app.tar"), BundleType: cdtypes.BundleTypeTar}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.DeploymentId)
+}
+
+// events opens an event stream with the client's session and returns the
+// names of the events it sends; the stream is closed when the test ends.
+func (c *uiClient) events(t *testing.T, url string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		resp.Body.Close()
+		t.Fatalf("stream %s: %s %s", url, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	events := make(chan string, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				select {
+				case events <- ev:
+				default: // a test that stopped reading
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { resp.Body.Close(); <-done })
+	return events
 }

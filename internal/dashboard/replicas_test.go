@@ -1,19 +1,10 @@
 package dashboard_test
 
 import (
-	"bufio"
-	"context"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
-	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
-
-	"github.com/cutoverhq/cutover/internal/agent"
 	"github.com/cutoverhq/cutover/internal/pgtest"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
@@ -29,11 +20,7 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 	b := servertest.Start(t, servertest.WithDatabase(url), servertest.WithDataDir(dir))
 	// A registered host (no agent needs to run: only the deployment's
 	// creation matters here).
-	if _, err := agent.Register(context.Background(), agent.RegisterRequest{Endpoint: a.URL, Region: a.Region,
-		AdminCredentials: credentials.NewStaticCredentialsProvider(a.AccessKey, a.SecretKey, ""), InstanceName: "h1",
-		Tags: map[string]string{"role": "web"}}); err != nil {
-		t.Fatal(err)
-	}
+	registerHost(t, a, "h1", map[string]string{"role": "web"})
 	a.SetupGroup(t, "app", "grp", "", "role", "web")
 
 	c := newUIClient(t, a.URL)
@@ -45,25 +32,7 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 		t.Fatalf("A's session at replica B: %d %v", st, m)
 	}
 
-	req, _ := http.NewRequest("GET", b.URL+"/ui/events", nil)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("stream at B: %s %s", resp.Status, resp.Header.Get("Content-Type"))
-	}
-	events := make(chan string, 64)
-	go func() {
-		defer close(events)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-				events <- ev
-			}
-		}
-	}()
+	events := c.events(t, b.URL+"/ui/events")
 	next := func(timeout time.Duration) (string, bool) {
 		select {
 		case ev, ok := <-events:
@@ -79,13 +48,7 @@ func TestReplicasShareSessionsAndEvents(t *testing.T) {
 	if ev, ok := next(500 * time.Millisecond); ok {
 		t.Fatalf("event %q without a change", ev)
 	}
-	if _, err := a.Client.CreateDeployment(context.Background(), &codedeploy.CreateDeploymentInput{
-		ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("grp"),
-		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeS3, S3Location: &types.S3Location{
-			Bucket: aws.String("bundles"), Key: aws.String("app.tar"), BundleType: types.BundleTypeTar}},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createDeployment(t, a, "app", "grp")
 	if ev, ok := next(5 * time.Second); !ok || ev != "deployments" {
 		t.Fatalf("B's stream after a deployment created at A: %q %v", ev, ok)
 	}
