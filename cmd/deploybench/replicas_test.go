@@ -143,8 +143,33 @@ func TestIdleFleetReplicas(t *testing.T) {
 	got := make(chan arrival, 64)
 	lctx, cancel := context.WithCancel(ctx)
 	var errs atomic.Int64
+	var errMu sync.Mutex
+	errKinds := map[string]int{} // error text without addresses -> count
+	noteErr := func(err error) {
+		errs.Add(1)
+		msg := err.Error()
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			msg = msg[i+2:]
+		}
+		errMu.Lock()
+		errKinds[msg]++
+		errMu.Unlock()
+	}
+	logErrs := func() {
+		errMu.Lock()
+		defer errMu.Unlock()
+		for m, c := range errKinds {
+			t.Logf("agent-side error x%d: %s", c, m)
+		}
+	}
+	defer logErrs()
 	var agents sync.WaitGroup
 	for i, h := range hosts {
+		if i%100 == 99 {
+			// Staggered, as a fleet's agents start: 10,000 dials at once
+			// would overflow the replicas' accept backlogs.
+			time.Sleep(50 * time.Millisecond)
+		}
 		agents.Add(1)
 		go func() {
 			defer agents.Done()
@@ -153,7 +178,7 @@ func TestIdleFleetReplicas(t *testing.T) {
 				at := time.Now()
 				if err != nil {
 					if lctx.Err() == nil {
-						errs.Add(1)
+						noteErr(err)
 						time.Sleep(time.Second)
 					}
 					continue
