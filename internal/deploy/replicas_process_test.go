@@ -290,7 +290,7 @@ func TestReplicaKillSoak(t *testing.T) {
 	}
 	s3e := &e2e{env: reps[0].env, s3: s3}
 	rev := s3e.upload(t, "app/soak.tgz", revSpec{hooks: hooks})
-	var divergent, doubled, lost, stuck int
+	var divergent, doubled, lost, stuck, midway int
 	var takeovers []time.Duration
 	for round := range rounds {
 		e := &e2e{env: reps[mrand.IntN(len(reps))].env, s3: s3}
@@ -301,6 +301,9 @@ func TestReplicaKillSoak(t *testing.T) {
 		owner, epoch := victim.id, int64(0)
 		if st != nil {
 			owner, epoch = leaseOf(t, st, id)
+		}
+		if !done(t, reps, nil, id) {
+			midway++
 		}
 		victim.proc.kill9()
 		killed := time.Now()
@@ -348,7 +351,7 @@ func TestReplicaKillSoak(t *testing.T) {
 		t.Logf("round %d: killed %s (owner %s) at %s; %s", round, victim.id, owner, killed.Format("15:04:05.000"), info.Status)
 	}
 	slices.Sort(takeovers)
-	t.Logf("SOAK rounds=%d divergent=%d doubled=%d lost=%d stuck=%d", rounds, divergent, doubled, lost, stuck)
+	t.Logf("SOAK rounds=%d divergent=%d doubled=%d lost=%d stuck=%d (killed while the deployment ran: %d)", rounds, divergent, doubled, lost, stuck, midway)
 	if len(takeovers) > 0 {
 		t.Logf("SOAK owner killed %d times; takeover min=%s p50=%s max=%s", len(takeovers), takeovers[0], takeovers[len(takeovers)/2], takeovers[len(takeovers)-1])
 	}
