@@ -69,6 +69,13 @@ type DB struct {
 
 var _ store.Store = (*DB)(nil)
 
+// MaxConns bounds the connections one process (one replica) opens to
+// PostgreSQL. Unbounded, thousands of agents' long polls each took one at
+// once and the server refused connections past max_connections, failing
+// polls with 500s; bounded, a request waits for a free connection. Three
+// replicas stay within PostgreSQL's default max_connections (100).
+const MaxConns = 30
+
 // Open connects to the database at url (a postgres:// URL or key=value
 // connection string as understood by pgx) and applies any pending schema
 // migrations.
@@ -77,6 +84,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
+	db.SetMaxOpenConns(MaxConns)
+	db.SetMaxIdleConns(MaxConns)
 	n, err := migrate(ctx, db)
 	if err != nil {
 		db.Close()
