@@ -30,27 +30,9 @@ func timeOf(t time.Time) *awstime.Time {
 }
 
 // perform carries out committed decisions. Each is safe to repeat.
-func (r *Runner) perform(l *live, rec *Record, acts []engine.Action) {
+func (r *Runner) perform(rec *Record, acts []engine.Action) {
 	for _, a := range acts {
-		switch a := a.(type) {
-		case engine.Dispatch:
-			// Queued in the store by the commit; the change feed wakes the
-			// host's long poll on whichever replica it polls.
-		case engine.Traffic:
-			r.goOwned(func() { r.applyTraffic(rec.ID, a) })
-		case engine.Prewarm, engine.Finished, engine.Terminate:
-			// Desired membership changed without an event waiting on it
-			// (prewarmed replacements; leftovers removed at the end; the
-			// originals leaving): the reconcilers follow the store (other
-			// replicas' hear of it through the change feed).
-			known, _ := r.targetGroups(rec)
-			for _, tg := range known {
-				r.recon.pokeGroup(tg)
-			}
-			if t, ok := a.(engine.Terminate); ok && len(t.Instances) > 0 {
-				r.pokeScheduler() // the teardown owed was recorded by the commit
-			}
-		}
+		r.handlerOf(a).afterCommit(rec)
 	}
 }
 

@@ -118,6 +118,8 @@ func encodeEvent(ev engine.Event) (inboxEvent, error) {
 		return inboxEvent{Type: "Stop", Stop: &e}, nil
 	case engine.AlarmStop:
 		return inboxEvent{Type: "AlarmStop", AlarmStop: &e}, nil
+	case engine.Tick, engine.Resumed:
+		// Made by the loop driving the deployment, never sent to it.
 	}
 	return inboxEvent{}, fmt.Errorf("deploy: event %T cannot travel between replicas", ev)
 }

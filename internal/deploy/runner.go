@@ -354,7 +354,7 @@ func (r *Runner) resume(rec *Record, l lease.Lease, restarted bool) {
 	}
 	r.wg.Add(1)
 	go r.loop(lv, first)
-	r.perform(lv, rec, acts)
+	r.perform(rec, acts)
 	if rec.Engine.Status == engine.StatusCreated {
 		// Committed but not started (new, or the server stopped right
 		// after creating it). Start is queued like any other event, so
@@ -587,7 +587,7 @@ func (r *Runner) apply(l *live, batch []*request) bool {
 			req.reply <- res[i]
 		}
 	}
-	r.perform(l, rec, acts)
+	r.perform(rec, acts)
 	for _, f := range post {
 		f()
 	}
@@ -756,57 +756,13 @@ func (r *Runner) commit(ctx context.Context, l *live, was Step, now time.Time, a
 				}
 			}
 		}
+		st := &stepTx{l: l, rec: rec}
 		for _, a := range acts {
-			switch a := a.(type) {
-			case engine.Traffic:
-				weight := weightRemove
-				switch {
-				case a.Allow:
-					weight = weightServe
-				case a.Keep:
-					weight = weightDrain
-				}
-				if err := r.setMembership(ctx, tx, rec, a.Instance, weight); err != nil {
-					return err
-				}
-			case engine.Prewarm:
-				for _, name := range a.Instances {
-					if err := r.setMembership(ctx, tx, rec, name, weightPrewarm); err != nil {
-						return err
-					}
-				}
-			case engine.Terminate:
-				if err := retireFromFleet(ctx, tx, rec, a.Instances); err != nil {
-					return err
-				}
-				for _, name := range a.Instances {
-					if err := r.setMembership(ctx, tx, rec, name, weightRemove); err != nil {
-						return err
-					}
-				}
-				if len(a.Instances) > 0 {
-					b, err := json.Marshal(teardownEvent(rec, a))
-					if err != nil {
-						return err
-					}
-					if err := tx.Put(ctx, kindTeardown, rec.ID, b); err != nil {
-						return err
-					}
-				}
-			case engine.Finished:
-				if err := r.dropPrewarmed(ctx, tx, rec); err != nil {
-					return err
-				}
-				rb, err := r.finish(ctx, tx, rec)
-				if err != nil {
-					return err
-				}
-				rollback = rb
-				if err := r.leases.Drop(ctx, tx, l.lease); err != nil {
-					return err
-				}
+			if err := r.handlerOf(a).inTx(ctx, tx, st); err != nil {
+				return err
 			}
 		}
+		rollback = st.rollback
 		if err := r.recordInstanceRevisions(ctx, tx, rec); err != nil {
 			return err
 		}
