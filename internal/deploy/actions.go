@@ -30,7 +30,7 @@ func timeOf(t time.Time) *awstime.Time {
 }
 
 // perform carries out committed decisions. Each is safe to repeat.
-func (r *Runner) perform(rec *Record, acts []engine.Action) {
+func (r *executor) perform(rec *Record, acts []engine.Action) {
 	for _, a := range acts {
 		r.handlerOf(a).afterCommit(rec)
 	}
@@ -45,7 +45,7 @@ func teardownEvent(rec *Record, a engine.Terminate) TeardownEvent {
 // it succeeds. The pending call is recorded in the commit that retired them
 // and removed, with its lease, once done; a crash in between repeats it on
 // whichever replica takes the lease next.
-func (r *Runner) teardown(ev TeardownEvent, l lease.Lease) {
+func (r *executor) teardown(ev TeardownEvent, l lease.Lease) {
 	defer func() {
 		r.mu.Lock()
 		delete(r.tearing, ev.DeploymentID)
@@ -82,7 +82,7 @@ func (r *Runner) teardown(ev TeardownEvent, l lease.Lease) {
 
 // targetGroups returns the configured target groups a deployment's load
 // balancer info names, and the names that are not configured.
-func (r *Runner) targetGroups(rec *Record) (known, unknown []string) {
+func (r *executor) targetGroups(rec *Record) (known, unknown []string) {
 	lb := rec.LoadBalancerInfo
 	if lb == nil {
 		return nil, nil
@@ -116,7 +116,7 @@ const (
 
 // setMembership records the desired membership change in the transaction
 // that also records the traffic event, so it survives a crash.
-func (r *Runner) setMembership(ctx context.Context, tx store.Tx, rec *Record, instance string, w membershipChange) error {
+func (r *executor) setMembership(ctx context.Context, tx store.Tx, rec *Record, instance string, w membershipChange) error {
 	known, _ := r.targetGroups(rec)
 	if len(known) == 0 {
 		return nil
@@ -188,7 +188,7 @@ func hostAddress(ctx context.Context, tx store.Tx, inst *cd.InstanceInfo) (strin
 
 // dropPrewarmed removes the deployment's instances that were registered
 // without traffic and never given any (a stopped or failed blue/green).
-func (r *Runner) dropPrewarmed(ctx context.Context, tx store.Tx, rec *Record) error {
+func (r *executor) dropPrewarmed(ctx context.Context, tx store.Tx, rec *Record) error {
 	known, _ := r.targetGroups(rec)
 	if !rec.Engine.BlueGreen || rec.Engine.Rollback {
 		return nil
@@ -231,7 +231,7 @@ func (r *Runner) dropPrewarmed(ctx context.Context, tx store.Tx, rec *Record) er
 // applyTraffic waits until the routers of the deployment's target groups
 // serve the desired membership the commit recorded, and reports the
 // event's outcome to the engine.
-func (r *Runner) applyTraffic(id string, a engine.Traffic) {
+func (r *executor) applyTraffic(id string, a engine.Traffic) {
 	rec, ok := r.snapshot(id)
 	for !ok {
 		// A failed commit answers no snapshot; the deployment may still be
@@ -292,7 +292,7 @@ const trafficTimeout = 5 * time.Minute
 // the desired membership: the commit leaves out an instance whose traffic
 // address is unknown (no cutover:address tag, and its agent never polled).
 // Reporting Success there would leave it out of traffic silently.
-func (r *Runner) checkAddressKnown(ctx context.Context, tgs []string, a engine.Traffic) error {
+func (r *executor) checkAddressKnown(ctx context.Context, tgs []string, a engine.Traffic) error {
 	if !a.Allow {
 		return nil
 	}
@@ -378,7 +378,7 @@ func retireFromFleet(ctx context.Context, tx store.Tx, rec *Record, originals []
 
 // recordInstanceRevisions remembers, per group and instance, the revision
 // each instance last deployed successfully (updateOutdatedInstancesOnly).
-func (r *Runner) recordInstanceRevisions(ctx context.Context, tx store.Tx, rec *Record) error {
+func (r *executor) recordInstanceRevisions(ctx context.Context, tx store.Tx, rec *Record) error {
 	if !engine.Terminal(rec.Engine.Status) || (rec.Engine.BlueGreen && rec.Engine.Rollback) {
 		return nil
 	}

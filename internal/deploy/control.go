@@ -34,7 +34,7 @@ func (r *Runner) StopDeployment(ctx context.Context, in *cd.StopDeploymentInput)
 	if err := r.groupExists(ctx, rec); err != nil {
 		return nil, err
 	}
-	err = r.send(ctx, id, engine.Stop{Rollback: in.AutoRollbackEnabled})
+	err = r.exec.send(ctx, id, engine.Stop{Rollback: in.AutoRollbackEnabled})
 	if err == errNotLive {
 		// It completed between our read and the stop.
 		return nil, awsjson.Errorf("DeploymentAlreadyCompletedException", "The deployment %s is already completed.", id)
@@ -96,7 +96,7 @@ func (r *Runner) continueWait(ctx context.Context, id, wait string, legacy bool)
 	if !rec.Engine.BlueGreen {
 		return awsjson.Errorf("UnsupportedActionForDeploymentTypeException", "The deployment %s is an in-place deployment; only blue/green deployments wait for ContinueDeployment.", id)
 	}
-	err = r.send(ctx, id, engine.Continue{WaitType: wait})
+	err = r.exec.send(ctx, id, engine.Continue{WaitType: wait})
 	if err == errNotLive {
 		return awsjson.Errorf("DeploymentAlreadyCompletedException", "The deployment %s is already completed.", id)
 	}

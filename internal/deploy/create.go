@@ -244,17 +244,17 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 		if err := api.TouchRevision(ctx, tx, account, region, appName, in.Revision, now, groupName); err != nil {
 			return err
 		}
-		return r.insert(ctx, tx, rec)
+		return insert(ctx, tx, rec)
 	})
 	if err != nil {
 		return nil, err
 	}
-	r.startLive(rec)
+	r.exec.startLive(rec)
 	return &cd.CreateDeploymentOutput{DeploymentId: &id}, nil
 }
 
 // insert writes a new deployment with its indexes and group lock.
-func (r *Runner) insert(ctx context.Context, tx store.Tx, rec *Record) error {
+func insert(ctx context.Context, tx store.Tx, rec *Record) error {
 	if _, err := tx.Get(ctx, kindDeployment, rec.ID); err == nil {
 		return fmt.Errorf("deployment %s: %w", rec.ID, store.ErrExists)
 	} else if !isNotFound(err) {
@@ -454,7 +454,7 @@ func checkRevision(rev *cd.RevisionLocation) error {
 // redeploys the group's last successful revision to the group's fleet; for
 // blue/green it routes traffic back to the original instances. With no
 // previous revision there is nothing to roll back to.
-func (r *Runner) createRollback(ctx context.Context, tx store.Tx, rec *Record, g *cd.DeploymentGroupInfo) (*Record, error) {
+func (r *executor) createRollback(ctx context.Context, tx store.Tx, rec *Record, g *cd.DeploymentGroupInfo) (*Record, error) {
 	e := rec.Engine
 	now := r.now()
 	if rec.Creator == creatorRollback {
@@ -520,7 +520,7 @@ func (r *Runner) createRollback(ctx context.Context, tx store.Tx, rec *Record, g
 	}
 	rb.PreviousRevision = g.TargetRevision
 	rec.RollbackInfo = &cd.RollbackInfo{RollbackDeploymentId: &id, RollbackMessage: new(fmt.Sprintf("Rolling back with deployment %s.", id))}
-	if err := r.insert(ctx, tx, rb); err != nil {
+	if err := insert(ctx, tx, rb); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return nil, fmt.Errorf("rollback id collision: %w", err)
 		}

@@ -47,7 +47,7 @@ func TestCollectGarbage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.collectGarbage(ctx); err != nil {
+	if err := r.exec.collectGarbage(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

@@ -35,7 +35,7 @@ type stepTx struct {
 
 // handlerOf returns the handler of an action. The switch is exhaustive
 // over engine.Action (checked by a test).
-func (r *Runner) handlerOf(a engine.Action) actionHandler {
+func (r *executor) handlerOf(a engine.Action) actionHandler {
 	switch a := a.(type) {
 	case engine.Dispatch:
 		return dispatchHandler{}
@@ -62,7 +62,7 @@ func (dispatchHandler) afterCommit(*Record)                           {}
 // trafficHandler records the desired membership, then waits for the
 // routers to serve it and reports the outcome to the engine.
 type trafficHandler struct {
-	r *Runner
+	r *executor
 	a engine.Traffic
 }
 
@@ -84,7 +84,7 @@ func (h trafficHandler) afterCommit(rec *Record) {
 
 // prewarmHandler registers installed replacements without traffic.
 type prewarmHandler struct {
-	r *Runner
+	r *executor
 	a engine.Prewarm
 }
 
@@ -102,7 +102,7 @@ func (h prewarmHandler) afterCommit(rec *Record) { h.r.pokeRouters(rec) }
 // terminateHandler retires the originals from the group's fleet and from
 // traffic, and records the teardown owed to the operator's hook.
 type terminateHandler struct {
-	r *Runner
+	r *executor
 	a engine.Terminate
 }
 
@@ -137,7 +137,7 @@ func (h terminateHandler) afterCommit(rec *Record) {
 // leave the target groups, the group records the outcome (and creates the
 // rollback, when one is wanted), and the lease goes.
 type finishedHandler struct {
-	r *Runner
+	r *executor
 	a engine.Finished
 }
 
@@ -160,7 +160,7 @@ func (h finishedHandler) afterCommit(rec *Record) { h.r.pokeRouters(rec) }
 // deployment's target groups changed without an event waiting on it
 // (prewarmed replacements; leftovers removed at the end; the originals
 // leaving). Other replicas hear of it through the change feed.
-func (r *Runner) pokeRouters(rec *Record) {
+func (r *executor) pokeRouters(rec *Record) {
 	known, _ := r.targetGroups(rec)
 	for _, tg := range known {
 		r.recon.pokeGroup(tg)

@@ -121,7 +121,7 @@ const maxSpecs = 1024
 // acknowledgement's commit: a write transaction per handout would cost a
 // thousand-host deployment thousands of fsyncs, and after a crash the
 // restart hands out again whatever was not acknowledged anyway.
-func (r *Runner) take(ctx context.Context, queue string) (hostCommand, bool, error) {
+func (r *agentService) take(ctx context.Context, queue string) (hostCommand, bool, error) {
 	var items []store.Item
 	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -166,7 +166,7 @@ func (r *Runner) take(ctx context.Context, queue string) (hostCommand, bool, err
 	return hostCommand{}, false, nil
 }
 
-func (r *Runner) takeLocal(items []store.Item) (hostCommand, bool, error) {
+func (r *agentService) takeLocal(items []store.Item) (hostCommand, bool, error) {
 	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -197,7 +197,7 @@ func (r *Runner) takeLocal(items []store.Item) (hostCommand, bool, error) {
 const maxHandedOut = 100_000
 
 // reindex refreshes the protocol view of a live deployment after a commit.
-func (r *Runner) reindex(rec *Record) {
+func (r *executor) reindex(rec *Record) {
 	r.mu.Lock()
 	idx, live := r.index[rec.ID], r.lives[rec.ID] != nil
 	r.mu.Unlock()
@@ -224,17 +224,13 @@ func indexOf(rec *Record) *depIndex {
 // cmdID, when set, is a command the caller expects to be current: the
 // store makes a command visible to polls at its commit, a moment before
 // the loop refreshes its view, so an unknown one waits for the loop once.
-func (r *Runner) protocolView(ctx context.Context, id, cmdID string) (*depIndex, error) {
-	r.mu.Lock()
-	idx := r.index[id]
-	r.mu.Unlock()
+func (r *agentService) protocolView(ctx context.Context, id, cmdID string) (*depIndex, error) {
+	idx := r.exec.indexed(id)
 	if idx != nil && cmdID != "" && idx.owner(cmdID) == "" {
-		r.barrier(id) // passes through the loop: its last commit is indexed
-		r.mu.Lock()
-		if i := r.index[id]; i != nil {
+		r.exec.barrier(id) // passes through the loop: its last commit is indexed
+		if i := r.exec.indexed(id); i != nil {
 			idx = i
 		}
-		r.mu.Unlock()
 	}
 	if idx != nil {
 		return idx, nil
@@ -267,7 +263,7 @@ const addrRefresh = time.Minute
 // noteAddress records the address a host polls from, which is its traffic
 // address unless tagged otherwise. It survives restarts and is seen by
 // every replica.
-func (r *Runner) noteAddress(ctx context.Context, host, addr string) error {
+func (r *agentService) noteAddress(ctx context.Context, host, addr string) error {
 	now := r.now()
 	r.mu.Lock()
 	n, ok := r.addrSeen[host]
@@ -295,7 +291,7 @@ func (r *Runner) noteAddress(ctx context.Context, host, addr string) error {
 
 // signedSpec returns a deployment's signed specification. It is built and
 // signed outside the runner's lock: signing costs milliseconds.
-func (r *Runner) signedSpec(ctx context.Context, id string) (signedSpec, error) {
+func (r *agentService) signedSpec(ctx context.Context, id string) (signedSpec, error) {
 	r.mu.Lock()
 	sp, ok := r.specs[id]
 	r.mu.Unlock()
@@ -325,7 +321,7 @@ func (r *Runner) signedSpec(ctx context.Context, id string) (signedSpec, error) 
 }
 
 // ServeCommands implements awsjson.Service for the agent protocol.
-func (r *Runner) ServeCommands(ctx context.Context, op string, body []byte) (any, error) {
+func (r *agentService) ServeCommands(ctx context.Context, op string, body []byte) (any, error) {
 	out, err := commands.Dispatch(ctx, commandService{r}, op, body)
 	if err != nil {
 		var de *modelcheck.DecodeError
@@ -347,11 +343,11 @@ func (r *Runner) ServeCommands(ctx context.Context, op string, body []byte) (any
 	return out, nil
 }
 
-type commandService struct{ r *Runner }
+type commandService struct{ r *agentService }
 
 // host returns the caller's host identifier: the principal ARN of its key,
 // which must be the ARN of a registered on-premises instance.
-func (r *Runner) host(ctx context.Context) (string, error) {
+func (r *agentService) host(ctx context.Context) (string, error) {
 	c, _ := awsjson.CallerFrom(ctx)
 	if r.cfg.InstanceOf == nil {
 		return "", errors.New("deploy: InstanceOf is not configured")
@@ -423,7 +419,7 @@ func (s commandService) PollHostCommand(ctx context.Context, in *commands.PollHo
 
 // StopPolls answers every long poll at once with no command, now and from
 // now on: call it when the HTTP server starts shutting down.
-func (r *Runner) StopPolls() { r.drainOnce.Do(func() { close(r.draining) }) }
+func (r *agentService) StopPolls() { r.drainOnce.Do(func() { close(r.draining) }) }
 
 // pollRecheck is how often a long poll looks at the store without being
 // woken by the change feed.
@@ -480,7 +476,7 @@ func (s commandService) GetDeploymentSpecification(ctx context.Context, in *comm
 }
 
 // ownCommand checks that the caller's host owns a current command.
-func (r *Runner) ownCommand(ctx context.Context, cmdID string) (host string, current bool, err error) {
+func (r *agentService) ownCommand(ctx context.Context, cmdID string) (host string, current bool, err error) {
 	host, err = r.host(ctx)
 	if err != nil {
 		return "", false, err
@@ -522,7 +518,7 @@ func (s commandService) PutHostCommandAcknowledgement(ctx context.Context, in *c
 		r.log.InfoContext(ctx, "acknowledgement of a command no longer current; answered Failed", "host", host, "command", id)
 		return &commands.PutHostCommandAcknowledgementOutput{CommandStatus: ptr(commands.DeploymentCommandStatusFailed)}, nil
 	}
-	res, err := r.deliver(ctx, deploymentOfCommand(id), engine.Acked{CommandID: id})
+	res, err := r.exec.deliver(ctx, deploymentOfCommand(id), engine.Acked{CommandID: id})
 	if err != nil && err != errNotLive {
 		return nil, err
 	}
@@ -567,7 +563,7 @@ func (s commandService) PutHostCommandComplete(ctx context.Context, in *commands
 		return nil
 	}
 	diag := parseDiagnostics(in.Diagnostics, status == commands.DeploymentCommandStatusSucceeded)
-	err = r.send(ctx, deploymentOfCommand(id), engine.Completed{CommandID: id, Succeeded: status == commands.DeploymentCommandStatusSucceeded, Diagnostics: diag})
+	err = r.exec.send(ctx, deploymentOfCommand(id), engine.Completed{CommandID: id, Succeeded: status == commands.DeploymentCommandStatusSucceeded, Diagnostics: diag})
 	if err != nil && err != errNotLive {
 		return err
 	}

@@ -55,7 +55,7 @@ func before(rec *Record) Step {
 }
 
 // observe calls the observer inside a step's transaction.
-func (r *Runner) observe(ctx context.Context, tx store.Tx, st Step, rec *Record, now time.Time, post *[]func()) error {
+func (r *executor) observe(ctx context.Context, tx store.Tx, st Step, rec *Record, now time.Time, post *[]func()) error {
 	if r.cfg.Observer == nil {
 		return nil
 	}
@@ -93,7 +93,9 @@ func (os Observers) Step(ctx context.Context, tx store.Tx, st Step) (func(), err
 }
 
 // Active returns the ids of the deployments this runner drives.
-func (r *Runner) Active() []string {
+func (r *Runner) Active() []string { return r.exec.active() }
+
+func (r *executor) active() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := make([]string, 0, len(r.lives))
@@ -118,7 +120,7 @@ func (r *Runner) Header(ctx context.Context, id string) (*Record, error) {
 // StopOnAlarm stops an active deployment with ALARM_ACTIVE. A deployment
 // that completed meanwhile is left alone.
 func (r *Runner) StopOnAlarm(ctx context.Context, id, message string, rollback bool) error {
-	err := r.send(ctx, id, engine.AlarmStop{Message: message, Rollback: rollback})
+	err := r.exec.send(ctx, id, engine.AlarmStop{Message: message, Rollback: rollback})
 	var na *engine.ErrNotApplicable
 	if errors.Is(err, errNotLive) || errors.As(err, &na) {
 		return nil

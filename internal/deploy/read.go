@@ -32,7 +32,7 @@ func checkDeploymentID(id *string) (string, error) {
 // load returns the freshest state of a deployment of the caller's scope.
 func (r *Runner) load(ctx context.Context, id string) (*Record, error) {
 	account, region := caller(ctx)
-	rec, ok := r.snapshot(id)
+	rec, ok := r.exec.snapshot(id)
 	if !ok {
 		err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
 			var err error

@@ -36,10 +36,14 @@ type appliedRecord struct {
 // and it records the outcome (kindApplied) for the replica whose traffic
 // event waits on it.
 type reconciler struct {
-	r *Runner
+	*shared
+	goroutines
+	leases *lease.Manager
+	poke   chan struct{} // look for free target group leases now
 
 	mu      sync.Mutex
 	workers map[string]*tgWorker
+	tgHeld  map[string]lease.Lease // haproxy target groups this replica pushes
 }
 
 type tgWorker struct {
@@ -51,28 +55,27 @@ type tgWorker struct {
 	inflight []chan error
 }
 
-func newReconciler(r *Runner) *reconciler {
-	return &reconciler{r: r, workers: map[string]*tgWorker{}}
+func newReconciler(sh *shared, leases *lease.Manager) *reconciler {
+	return &reconciler{shared: sh, leases: leases, poke: make(chan struct{}, 1), workers: map[string]*tgWorker{}, tgHeld: map[string]lease.Lease{}}
 }
 
 // pushes reports whether this replica pushes tg to its router.
 func (c *reconciler) pushes(tg string) bool {
-	r := c.r
-	cfg, ok := r.cfg.TargetGroups[tg]
-	if !ok || r.cfg.Traffic == nil {
+	cfg, ok := c.cfg.TargetGroups[tg]
+	if !ok || c.cfg.Traffic == nil {
 		return false
 	}
 	if cfg.Driver != traffic.DriverHAProxy {
 		return true
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, held := r.tgHeld[tg]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, held := c.tgHeld[tg]
 	return held
 }
 
 func (c *reconciler) pokeAll() {
-	for tg := range c.r.cfg.TargetGroups {
+	for tg := range c.cfg.TargetGroups {
 		c.pokeGroup(tg)
 	}
 }
@@ -88,7 +91,7 @@ func (c *reconciler) pokeGroup(tg string) {
 	}
 	w := c.worker(tg)
 	w.mu.Lock()
-	if w.cancel != nil && c.r.cfg.TargetGroups[tg].Driver != traffic.DriverHAProxy {
+	if w.cancel != nil && c.cfg.TargetGroups[tg].Driver != traffic.DriverHAProxy {
 		w.cancel()
 	}
 	w.mu.Unlock()
@@ -105,27 +108,26 @@ func (c *reconciler) worker(tg string) *tgWorker {
 	if w == nil {
 		w = &tgWorker{poke: make(chan struct{}, 1)}
 		c.workers[tg] = w
-		c.r.goOwned(func() { c.run(tg, w) })
+		c.goOwned(func() { c.run(tg, w) })
 	}
 	return w
 }
 
 func (c *reconciler) run(tg string, w *tgWorker) {
-	r := c.r
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-c.ctx.Done():
 			return
 		case <-w.poke:
 		}
-		ctx, cancel := context.WithTimeout(r.ctx, trafficTimeout)
+		ctx, cancel := context.WithTimeout(c.ctx, trafficTimeout)
 		w.mu.Lock()
 		w.cancel = cancel
 		w.inflight = append(w.inflight, w.waiters...)
 		w.waiters = nil
 		w.mu.Unlock()
 		err := c.push(ctx, tg)
-		superseded := ctx.Err() == context.Canceled && r.ctx.Err() == nil
+		superseded := ctx.Err() == context.Canceled && c.ctx.Err() == nil
 		cancel()
 		w.mu.Lock()
 		w.cancel = nil
@@ -137,8 +139,8 @@ func (c *reconciler) run(tg string, w *tgWorker) {
 		for _, ch := range answer {
 			ch <- err
 		}
-		if err != nil && !superseded && r.ctx.Err() == nil {
-			r.log.Warn("applying target group membership", "target_group", tg, "err", err)
+		if err != nil && !superseded && c.ctx.Err() == nil {
+			c.log.Warn("applying target group membership", "target_group", tg, "err", err)
 		}
 	}
 }
@@ -146,10 +148,9 @@ func (c *reconciler) run(tg string, w *tgWorker) {
 // push applies the stored desired membership of tg to this replica's
 // router; for HAProxy it records the outcome for other replicas.
 func (c *reconciler) push(ctx context.Context, tg string) error {
-	r := c.r
 	var bs []traffic.Backend
 	var hash string
-	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+	err := c.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		bs, hash, err = loadMembership(ctx, tx, tg)
 		return err
@@ -157,25 +158,25 @@ func (c *reconciler) push(ctx context.Context, tg string) error {
 	if err != nil {
 		return err
 	}
-	err = r.cfg.Traffic.Apply(ctx, tg, bs)
-	if r.cfg.TargetGroups[tg].Driver == traffic.DriverHAProxy && !errors.Is(err, context.Canceled) {
+	err = c.cfg.Traffic.Apply(ctx, tg, bs)
+	if c.cfg.TargetGroups[tg].Driver == traffic.DriverHAProxy && !errors.Is(err, context.Canceled) {
 		rec := appliedRecord{Hash: hash}
 		if err != nil {
 			rec.Error = err.Error()
 		}
 		b, _ := json.Marshal(rec)
-		r.mu.Lock()
-		l, held := r.tgHeld[tg]
-		r.mu.Unlock()
+		c.mu.Lock()
+		l, held := c.tgHeld[tg]
+		c.mu.Unlock()
 		if held {
-			werr := r.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
-				if err := r.leases.Check(ctx, tx, l); err != nil {
+			werr := c.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+				if err := c.leases.Check(ctx, tx, l); err != nil {
 					return err
 				}
 				return tx.Put(ctx, kindApplied, tg, b)
 			})
 			if werr != nil {
-				r.log.Warn("recording target group push", "target_group", tg, "err", werr)
+				c.log.Warn("recording target group push", "target_group", tg, "err", werr)
 			}
 		}
 	}
@@ -187,7 +188,7 @@ func (c *reconciler) push(ctx context.Context, tg string) error {
 // call; for an HAProxy pushed by another replica, its recorded outcome for
 // this very membership.
 func (c *reconciler) sync(ctx context.Context, tg string) error {
-	if c.r.cfg.TargetGroups[tg].Driver == traffic.DriverHAProxy && !c.pushes(tg) {
+	if c.cfg.TargetGroups[tg].Driver == traffic.DriverHAProxy && !c.pushes(tg) {
 		return c.awaitApplied(ctx, tg)
 	}
 	w := c.worker(tg)
@@ -207,13 +208,12 @@ func (c *reconciler) sync(ctx context.Context, tg string) error {
 // awaitApplied waits for the pushing replica of an HAProxy target group to
 // record that it applied the stored membership.
 func (c *reconciler) awaitApplied(ctx context.Context, tg string) error {
-	r := c.r
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		var want string
 		var got appliedRecord
-		err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
+		err := c.cfg.Store.View(ctx, func(tx store.Tx) error {
 			var err error
 			if _, want, err = loadMembership(ctx, tx, tg); err != nil {
 				return err
@@ -249,52 +249,95 @@ func trafficLeaseName(tg string) string { return "traffic/" + tg }
 // holdTrafficLeases takes the free leases of HAProxy target groups; on
 // taking one it re-applies the stored membership (idempotent), so the new
 // pusher starts from a known state.
-func (r *Runner) holdTrafficLeases(ctx context.Context) error {
-	if r.cfg.Traffic == nil {
+func (c *reconciler) holdTrafficLeases(ctx context.Context) error {
+	if c.cfg.Traffic == nil {
 		return nil
 	}
-	for tg, cfg := range r.cfg.TargetGroups {
+	for tg, cfg := range c.cfg.TargetGroups {
 		if cfg.Driver != traffic.DriverHAProxy {
 			continue
 		}
-		r.mu.Lock()
-		_, held := r.tgHeld[tg]
-		r.mu.Unlock()
+		c.mu.Lock()
+		_, held := c.tgHeld[tg]
+		c.mu.Unlock()
 		if held {
 			continue
 		}
-		l, ok, err := r.leases.Acquire(ctx, trafficLeaseName(tg))
+		l, ok, err := c.leases.Acquire(ctx, trafficLeaseName(tg))
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue
 		}
-		r.mu.Lock()
-		r.tgHeld[tg] = l
-		r.mu.Unlock()
-		r.log.Info("pushing HAProxy target group", "target_group", tg, "replica", r.cfg.ReplicaID)
-		r.recon.pokeGroup(tg)
+		c.mu.Lock()
+		c.tgHeld[tg] = l
+		c.mu.Unlock()
+		c.log.Info("pushing HAProxy target group", "target_group", tg, "replica", c.cfg.ReplicaID)
+		c.pokeGroup(tg)
 	}
 	return nil
 }
 
 // renewTrafficLeases renews the HAProxy target group leases held here.
-func (r *Runner) renewTrafficLeases() {
-	r.mu.Lock()
-	held := make(map[string]lease.Lease, len(r.tgHeld))
-	for tg, l := range r.tgHeld {
+func (c *reconciler) renewTrafficLeases() {
+	c.mu.Lock()
+	held := make(map[string]lease.Lease, len(c.tgHeld))
+	for tg, l := range c.tgHeld {
 		held[tg] = l
 	}
-	r.mu.Unlock()
+	c.mu.Unlock()
 	for tg, l := range held {
-		err := r.leases.Renew(r.ctx, l)
+		err := c.leases.Renew(c.ctx, l)
 		if errors.Is(err, lease.ErrLost) {
-			r.mu.Lock()
-			delete(r.tgHeld, tg)
-			r.mu.Unlock()
-		} else if err != nil && r.ctx.Err() == nil {
-			r.log.Warn("renewing target group lease", "target_group", tg, "err", err)
+			c.mu.Lock()
+			delete(c.tgHeld, tg)
+			c.mu.Unlock()
+		} else if err != nil && c.ctx.Err() == nil {
+			c.log.Warn("renewing target group lease", "target_group", tg, "err", err)
 		}
 	}
+}
+
+// leaseLoop takes the leases of HAProxy target groups nobody pushes (when
+// poked, as a lease is given up, and once per scheduling round) and renews
+// the ones held here.
+func (c *reconciler) leaseLoop() {
+	take := time.NewTicker(scheduleEvery)
+	defer take.Stop()
+	renew := time.NewTicker(c.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-renew.C:
+			c.renewTrafficLeases()
+			continue
+		case <-take.C:
+		case <-c.poke:
+		}
+		if err := c.holdTrafficLeases(c.ctx); err != nil && c.ctx.Err() == nil {
+			c.log.Warn("looking for target groups to push", "err", err)
+		}
+	}
+}
+
+// pokeLeases asks for free target group leases to be taken now.
+func (c *reconciler) pokeLeases() {
+	select {
+	case c.poke <- struct{}{}:
+	default:
+	}
+}
+
+// held returns the target group leases this replica holds.
+func (c *reconciler) held() []lease.Lease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := make([]lease.Lease, 0, len(c.tgHeld))
+	for _, l := range c.tgHeld {
+		held = append(held, l)
+	}
+	return held
 }

@@ -175,7 +175,7 @@ func (rep inboxReply) result() result {
 }
 
 // readInbox returns the events waiting in the store for a live deployment.
-func (r *Runner) readInbox(l *live) []*request {
+func (r *executor) readInbox(l *live) []*request {
 	var items []store.Item
 	err := r.cfg.Store.View(l.ctx, func(tx store.Tx) error {
 		var err error
@@ -214,7 +214,7 @@ const maxInboxWait = 30 * time.Second
 
 // sendStore writes an event to a deployment's store inbox and waits for the
 // replica driving it to apply it and reply.
-func (r *Runner) sendStore(ctx context.Context, id string, ev engine.Event) (result, error) {
+func (r *executor) sendStore(ctx context.Context, id string, ev engine.Event) (result, error) {
 	ie, err := encodeEvent(ev)
 	if err != nil {
 		return result{}, err
@@ -280,7 +280,7 @@ func (r *Runner) sendStore(ctx context.Context, id string, ev engine.Event) (res
 }
 
 // terminal reports whether a stored deployment has ended (or does not exist).
-func (r *Runner) terminal(ctx context.Context, id string) (bool, error) {
+func (r *executor) terminal(ctx context.Context, id string) (bool, error) {
 	var done bool
 	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
 		rec, err := loadHeader(ctx, tx, id)
@@ -298,7 +298,7 @@ func (r *Runner) terminal(ctx context.Context, id string) (bool, error) {
 }
 
 // waitFor returns a channel closed at the next change of kind/key.
-func (r *Runner) waitFor(kind, key string) chan struct{} {
+func (r *executor) waitFor(kind, key string) chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := kind + " " + key
@@ -310,7 +310,7 @@ func (r *Runner) waitFor(kind, key string) chan struct{} {
 	return ch
 }
 
-func (r *Runner) unwait(kind, key string, ch chan struct{}) {
+func (r *executor) unwait(kind, key string, ch chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := kind + " " + key
@@ -321,7 +321,7 @@ func (r *Runner) unwait(kind, key string, ch chan struct{}) {
 
 // hostWaker returns a channel closed when a command may be queued in a
 // host's queue (queueKey).
-func (r *Runner) hostWaker(host string) chan struct{} {
+func (r *agentService) hostWaker(host string) chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ch := r.wakers[host]
@@ -355,30 +355,12 @@ func (r *Runner) dispatchChanges() {
 					r.wakeAll()
 					continue
 				}
-				r.mu.Lock()
-				if ch := r.wakers[host]; ch != nil {
-					close(ch)
-					delete(r.wakers, host)
-				}
-				r.mu.Unlock()
+				r.agent.wakeHost(host)
 			case kindReply:
-				r.mu.Lock()
-				if ch := r.waiters[kindReply+" "+c.ID]; ch != nil {
-					close(ch)
-					delete(r.waiters, kindReply+" "+c.ID)
-				}
-				r.mu.Unlock()
+				r.exec.replied(c.ID)
 			case kindInbox:
 				dep, _, _ := strings.Cut(c.ID, "/")
-				r.mu.Lock()
-				l := r.lives[dep]
-				r.mu.Unlock()
-				if l != nil {
-					select {
-					case l.poke <- struct{}{}:
-					default:
-					}
-				} else if c.ID == "" {
+				if !r.exec.pokeInbox(dep) && c.ID == "" {
 					r.wakeAll()
 				}
 			case kindMember:
@@ -391,7 +373,8 @@ func (r *Runner) dispatchChanges() {
 				// A lease given up, a teardown owed. New deployments are not
 				// raced for: their creator takes them, the others look once
 				// a second in case it died first.
-				r.pokeScheduler()
+				r.exec.pokeScheduler()
+				r.recon.pokeLeases()
 			}
 		}
 	}
@@ -399,11 +382,64 @@ func (r *Runner) dispatchChanges() {
 
 // wakeAll wakes every waiter after changes may have been missed.
 func (r *Runner) wakeAll() {
+	r.agent.wakeAll()
+	r.exec.wakeAll()
+	r.recon.pokeAll()
+	r.exec.pokeScheduler()
+	r.recon.pokeLeases()
+}
+
+// wakeHost wakes the long polls of a host queue.
+func (r *agentService) wakeHost(queue string) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ch := r.wakers[queue]; ch != nil {
+		close(ch)
+		delete(r.wakers, queue)
+	}
+}
+
+// wakeAll wakes every long poll.
+func (r *agentService) wakeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for k, ch := range r.wakers {
 		close(ch)
 		delete(r.wakers, k)
 	}
+}
+
+// replied wakes the sender waiting for the reply to an inbox event.
+func (r *executor) replied(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ch := r.waiters[kindReply+" "+key]; ch != nil {
+		close(ch)
+		delete(r.waiters, kindReply+" "+key)
+	}
+}
+
+// pokeInbox tells a live deployment that events wait in its store inbox;
+// it reports whether the deployment is live here.
+func (r *executor) pokeInbox(id string) bool {
+	r.mu.Lock()
+	l := r.lives[id]
+	r.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	select {
+	case l.poke <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// wakeAll wakes every sender waiting for a reply and every live
+// deployment's inbox.
+func (r *executor) wakeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for k, ch := range r.waiters {
 		close(ch)
 		delete(r.waiters, k)
@@ -417,12 +453,9 @@ func (r *Runner) wakeAll() {
 		default:
 		}
 	}
-	r.mu.Unlock()
-	r.recon.pokeAll()
-	r.pokeScheduler()
 }
 
-func (r *Runner) pokeScheduler() {
+func (r *executor) pokeScheduler() {
 	select {
 	case r.poke <- struct{}{}:
 	default:
@@ -432,7 +465,7 @@ func (r *Runner) pokeScheduler() {
 // scheduleEvery is how often a replica looks for work whose lease is free.
 const scheduleEvery = time.Second
 
-func (r *Runner) scheduleLoop() {
+func (r *executor) scheduleLoop() {
 	t := time.NewTicker(scheduleEvery)
 	defer t.Stop()
 	lastGC := time.Now()
@@ -461,7 +494,7 @@ const gcEvery = time.Minute
 // collectGarbage removes the replies to inbox events whose sender gave up
 // waiting (it timed out or died), and the readiness leases of replicas
 // long gone: both would otherwise accumulate.
-func (r *Runner) collectGarbage(ctx context.Context) error {
+func (r *executor) collectGarbage(ctx context.Context) error {
 	cutoff := r.now().Add(-2 * maxInboxWait)
 	return r.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		replies, err := tx.Scan(ctx, kindReply, "", "", 1000)
@@ -483,7 +516,7 @@ func (r *Runner) collectGarbage(ctx context.Context) error {
 
 // schedule takes the free leases of active deployments and owed teardowns
 // and starts driving them.
-func (r *Runner) schedule(ctx context.Context) error {
+func (r *executor) schedule(ctx context.Context) error {
 	var deps []string
 	var teardowns []TeardownEvent
 	err := r.cfg.Store.View(ctx, func(tx store.Tx) error {
@@ -550,11 +583,11 @@ func (r *Runner) schedule(ctx context.Context) error {
 		}
 		r.goOwned(func() { r.teardown(ev, l) })
 	}
-	return r.holdTrafficLeases(ctx)
+	return nil
 }
 
 // claimed reports whether this replica drives (or is starting) a deployment.
-func (r *Runner) claimed(id string) bool {
+func (r *executor) claimed(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, ok := r.lives[id]
@@ -564,7 +597,7 @@ func (r *Runner) claimed(id string) bool {
 // takeOver takes a free deployment lease and resumes the deployment from
 // its committed state. created is a deployment this replica just created
 // (nil: load it, and restart its commands' pickup clocks).
-func (r *Runner) takeOver(ctx context.Context, id string, created *Record) error {
+func (r *executor) takeOver(ctx context.Context, id string, created *Record) error {
 	r.mu.Lock()
 	if _, ok := r.lives[id]; ok {
 		r.mu.Unlock()
@@ -613,7 +646,7 @@ func (r *Runner) takeOver(ctx context.Context, id string, created *Record) error
 
 // renewLoop renews the leases of the deployments this replica drives; a
 // lease found lost stops its deployment's loop at once.
-func (r *Runner) renewLoop() {
+func (r *executor) renewLoop() {
 	t := time.NewTicker(r.cfg.LeaseTTL / 3)
 	defer t.Stop()
 	for {
@@ -638,7 +671,6 @@ func (r *Runner) renewLoop() {
 				r.log.Warn("renewing deployment lease", "deployment", l.id, "err", err)
 			}
 		}
-		r.renewTrafficLeases()
 	}
 }
 

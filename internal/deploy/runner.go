@@ -8,6 +8,16 @@
 // a transaction commits and are then applied and committed together: group
 // commit, so a thousand agents finishing at once cost a handful of
 // transactions, not thousands.
+//
+// Storage layout: one package owns each store kind, and only it reads or
+// writes the kind's records. This package owns the deployment records
+// and their indexes, group locks, fleets, desired target-group membership
+// and its push outcome, the host command queue and addresses, the store
+// inboxes and replies, and teardowns owed (the kind* constants). The
+// applications, groups, configurations, revisions, instances and active-
+// deployment markers belong to package api, and deploy uses them through
+// its functions (LoadGroup, SaveGroup, MarkActive, ClearActive, ...);
+// leases belong to package lease. TestStorageKindsOwned keeps it so.
 package deploy
 
 import (
@@ -139,30 +149,94 @@ type TeardownEvent struct {
 // Runner runs the deployments this replica holds the lease of, and answers
 // the agent protocol and the deployment API for every deployment: events
 // for a deployment another replica drives reach it through the store.
+//
+// It wires three parts, each owning its state and its goroutines:
+//   - the executor holds deployment and teardown leases, steps the engine
+//     and commits each step (runner.go, replica.go, actions.go,
+//     handlers.go);
+//   - the agent-protocol service answers PollHostCommand and the rest of
+//     the agent protocol from the host command queue (hostcmd.go);
+//   - the reconciler makes the routers serve the stored desired
+//     membership, and holds the leases of the HAProxy target groups this
+//     replica pushes (reconcile.go).
+//
+// The Runner itself answers the deployment API and routes the change feed
+// to the part waiting on each change.
 type Runner struct {
-	cfg    Config
-	log    *slog.Logger
+	*shared
 	leases *lease.Manager
+	exec   *executor
+	agent  *agentService
+	recon  *reconciler
 	feed   *changefeed.Feed
 	sub    *changefeed.Subscription
+	goroutines
+	stop context.CancelFunc
+}
+
+// shared is what the runner's parts have in common: configuration and the
+// runner's lifetime (ctx, set by Start, ended by Close).
+type shared struct {
+	cfg Config
+	log *slog.Logger
+	ctx context.Context
+}
+
+func (s *shared) now() time.Time { return s.cfg.Now().UTC() }
+
+// goroutines are the goroutines a part owns; its owner joins them.
+type goroutines struct{ wg sync.WaitGroup }
+
+// goOwned runs f on a goroutine that wait waits for.
+func (g *goroutines) goOwned(f func()) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+}
+
+func (g *goroutines) wait() { g.wg.Wait() }
+
+// executor drives the deployments whose leases this replica holds: one
+// loop per deployment steps the engine and commits, and the scheduler
+// takes over the deployments and teardowns whose leases are free.
+type executor struct {
+	*shared
+	goroutines
+	leases *lease.Manager
+	recon  *reconciler
+
+	mu      sync.Mutex
+	lives   map[string]*live
+	index   map[string]*depIndex     // live deployment id -> protocol view
+	waiters map[string]chan struct{} // kind+" "+key -> closed on its change
+	tearing map[string]bool          // teardowns running here
+	poke    chan struct{}            // wakes the lease scheduler
+}
+
+// indexed returns the protocol view of a deployment this replica drives
+// (nil if none).
+func (r *executor) indexed(id string) *depIndex {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.index[id]
+}
+
+// agentService answers the agent protocol for every deployment, from the
+// host command queue in the store; it asks the executor about the
+// deployments it drives and hands it the agents' events.
+type agentService struct {
+	*shared
+	exec *executor
 
 	mu        sync.Mutex
-	lives     map[string]*live
-	index     map[string]*depIndex // live deployment id -> protocol view
-	wakers    map[string]chan struct{}
-	waiters   map[string]chan struct{} // kind+" "+key -> closed on its change
+	wakers    map[string]chan struct{} // host queue -> closed when a command may be queued
 	specs     map[string]signedSpec    // deployment id -> signed specification
 	addrSeen  map[string]addrNote      // host -> address last recorded
 	handedOut map[string]time.Time     // commands this process handed out (Exclusive)
-	tearing   map[string]bool          // teardowns running here
-	tgHeld    map[string]lease.Lease   // haproxy target groups this replica pushes
-	poke      chan struct{}            // wakes the lease scheduler
 	draining  chan struct{}            // closed by StopPolls
 	drainOnce sync.Once
-	recon     *reconciler
-	wg        sync.WaitGroup
-	ctx       context.Context
-	stop      context.CancelFunc
 }
 
 // live is an active deployment owned by its goroutine.
@@ -222,19 +296,20 @@ func New(cfg Config) *Runner {
 	if feed == nil {
 		feed = &changefeed.Feed{}
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger, feed: feed,
-		lives: map[string]*live{}, index: map[string]*depIndex{},
-		wakers: map[string]chan struct{}{}, waiters: map[string]chan struct{}{}, specs: map[string]signedSpec{},
-		addrSeen: map[string]addrNote{}, handedOut: map[string]time.Time{}, tearing: map[string]bool{}, tgHeld: map[string]lease.Lease{},
-		poke: make(chan struct{}, 1), draining: make(chan struct{})}
-	r.leases = &lease.Manager{Store: cfg.Store, Owner: cfg.ReplicaID, TTL: cfg.LeaseTTL, Now: cfg.Now, Exclusive: cfg.Exclusive}
-	return r
+	sh := &shared{cfg: cfg, log: cfg.Logger}
+	leases := &lease.Manager{Store: cfg.Store, Owner: cfg.ReplicaID, TTL: cfg.LeaseTTL, Now: cfg.Now, Exclusive: cfg.Exclusive}
+	recon := newReconciler(sh, leases)
+	exec := &executor{shared: sh, leases: leases, recon: recon,
+		lives: map[string]*live{}, index: map[string]*depIndex{}, waiters: map[string]chan struct{}{},
+		tearing: map[string]bool{}, poke: make(chan struct{}, 1)}
+	agent := &agentService{shared: sh, exec: exec,
+		wakers: map[string]chan struct{}{}, specs: map[string]signedSpec{}, addrSeen: map[string]addrNote{},
+		handedOut: map[string]time.Time{}, draining: make(chan struct{})}
+	return &Runner{shared: sh, leases: leases, exec: exec, agent: agent, recon: recon, feed: feed}
 }
 
 // ReplicaID is the name this runner holds leases under.
 func (r *Runner) ReplicaID() string { return r.cfg.ReplicaID }
-
-func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 
 // Start takes the leases of active deployments nobody drives (on SQLite:
 // all of them) and resumes them, then keeps doing so in the background.
@@ -243,27 +318,31 @@ func (r *Runner) now() time.Time { return r.cfg.Now().UTC() }
 func (r *Runner) Start(ctx context.Context) error {
 	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
 	r.sub = r.feed.Subscribe(WatchedKinds...)
-	r.recon = newReconciler(r)
-	if err := r.schedule(ctx); err != nil {
+	err := r.exec.schedule(ctx)
+	if err == nil {
+		err = r.recon.holdTrafficLeases(ctx)
+	}
+	if err != nil {
 		r.stop()
 		r.sub.Close()
 		return fmt.Errorf("resume deployments: %w", err)
 	}
 	r.recon.pokeAll()
 	r.goOwned(r.dispatchChanges)
-	r.goOwned(r.scheduleLoop)
-	r.goOwned(r.renewLoop)
+	r.exec.goOwned(r.exec.scheduleLoop)
+	r.exec.goOwned(r.exec.renewLoop)
+	r.recon.goOwned(r.recon.leaseLoop)
 	return nil
 }
 
-// goOwned runs f on a goroutine that Close waits for.
-func (r *Runner) goOwned(f func()) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		f()
-	}()
+// ServeCommands implements awsjson.Service for the agent protocol.
+func (r *Runner) ServeCommands(ctx context.Context, op string, body []byte) (any, error) {
+	return r.agent.ServeCommands(ctx, op, body)
 }
+
+// StopPolls answers every long poll at once with no command, now and from
+// now on: call it when the HTTP server starts shutting down.
+func (r *Runner) StopPolls() { r.agent.StopPolls() }
 
 // Close stops the deployment loops (state is already persisted) and every
 // goroutine of the runner, and waits for them.
@@ -271,23 +350,17 @@ func (r *Runner) Close() error {
 	if r.stop != nil {
 		r.stop()
 	}
-	r.wg.Wait()
+	// In this order: the change router pokes the others, and the
+	// executor's traffic events start reconciler workers.
+	r.wait()
+	r.exec.wait()
+	r.recon.wait()
 	if r.sub != nil {
 		r.sub.Close()
 	}
 	// Give the leases up so that other replicas take over at once instead
 	// of after expiry. The loops have stopped: nothing commits any more.
-	r.mu.Lock()
-	var held []lease.Lease
-	for _, l := range r.lives {
-		if l != nil {
-			held = append(held, l.lease)
-		}
-	}
-	for _, l := range r.tgHeld {
-		held = append(held, l)
-	}
-	r.mu.Unlock()
+	held := append(r.exec.held(), r.recon.held()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, l := range held {
@@ -296,6 +369,19 @@ func (r *Runner) Close() error {
 		}
 	}
 	return nil
+}
+
+// held returns the deployment leases the executor holds.
+func (r *executor) held() []lease.Lease {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var held []lease.Lease
+	for _, l := range r.lives {
+		if l != nil {
+			held = append(held, l.lease)
+		}
+	}
+	return held
 }
 
 // loadHeader reads a deployment without its targets.
@@ -333,7 +419,7 @@ func loadRecord(ctx context.Context, tx store.Tx, id string) (*Record, error) {
 
 // resume starts the loop of an active deployment whose state is persisted
 // and whose lease this replica holds.
-func (r *Runner) resume(rec *Record, l lease.Lease, restarted bool) {
+func (r *executor) resume(rec *Record, l lease.Lease, restarted bool) {
 	ctx, lost := context.WithCancel(r.ctx)
 	lv := &live{id: rec.ID, lease: l, inbox: make(chan *request, 64), poke: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, lost: lost, rec: rec}
 	r.mu.Lock()
@@ -365,7 +451,7 @@ func (r *Runner) resume(rec *Record, l lease.Lease, restarted bool) {
 
 // sendRetrying delivers an event nobody waits on, retrying transient
 // failures (a failed commit) until the deployment ends or the server stops.
-func (r *Runner) sendRetrying(id string, ev engine.Event) {
+func (r *executor) sendRetrying(id string, ev engine.Event) {
 	for {
 		err := r.send(r.ctx, id, ev)
 		var na *engine.ErrNotApplicable
@@ -383,7 +469,7 @@ func (r *Runner) sendRetrying(id string, ev engine.Event) {
 
 // send delivers an event to a deployment, wherever it runs, and waits for
 // its commit.
-func (r *Runner) send(ctx context.Context, id string, ev engine.Event) error {
+func (r *executor) send(ctx context.Context, id string, ev engine.Event) error {
 	res, err := r.deliver(ctx, id, ev)
 	if err != nil {
 		return err
@@ -394,7 +480,7 @@ func (r *Runner) send(ctx context.Context, id string, ev engine.Event) error {
 // deliver hands an event to the deployment's loop: directly when this
 // replica drives it, else through the store's inbox to the replica that
 // does (or will, after a takeover).
-func (r *Runner) deliver(ctx context.Context, id string, ev engine.Event) (result, error) {
+func (r *executor) deliver(ctx context.Context, id string, ev engine.Event) (result, error) {
 	r.mu.Lock()
 	l := r.lives[id]
 	r.mu.Unlock()
@@ -409,7 +495,7 @@ func (r *Runner) deliver(ctx context.Context, id string, ev engine.Event) (resul
 }
 
 // sendLocal queues an event for a live deployment and waits for its commit.
-func (r *Runner) sendLocal(ctx context.Context, l *live, ev engine.Event) (result, error) {
+func (r *executor) sendLocal(ctx context.Context, l *live, ev engine.Event) (result, error) {
 	req := &request{ev: ev, reply: make(chan result, 1)}
 	select {
 	case l.inbox <- req:
@@ -445,7 +531,7 @@ var (
 
 // loop owns one live deployment until it reaches a terminal status or
 // loses its lease.
-func (r *Runner) loop(l *live, first []*request) {
+func (r *executor) loop(l *live, first []*request) {
 	defer r.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -480,6 +566,11 @@ func (r *Runner) loop(l *live, first []*request) {
 		case <-r.ctx.Done():
 			return
 		case <-l.ctx.Done():
+			if r.ctx.Err() != nil {
+				// Shutting down (l.ctx ends with r.ctx): the lease is not
+				// lost, and Close gives it up for a prompt takeover.
+				return
+			}
 			r.abandon(l)
 			return
 		case req := <-l.inbox:
@@ -514,7 +605,7 @@ const inboxRecheck = 5 * time.Second
 
 // apply steps the engine through a batch, commits once, then replies and
 // performs the decisions. It returns false when the lease was lost.
-func (r *Runner) apply(l *live, batch []*request) bool {
+func (r *executor) apply(l *live, batch []*request) bool {
 	ctx := r.ctx
 	rec := l.rec
 	now := r.now()
@@ -607,7 +698,7 @@ func ackTook(rec *Record, cmdID string) bool {
 }
 
 // retire removes a finished deployment from the live set.
-func (r *Runner) retire(l *live) {
+func (r *executor) retire(l *live) {
 	r.forget(l)
 	defer close(l.done)
 	// Answer anything still queued: the deployment is complete.
@@ -634,7 +725,7 @@ func (r *Runner) retire(l *live) {
 
 // abandon stops driving a deployment whose lease was lost: requests still
 // queued go through the store to the new owner.
-func (r *Runner) abandon(l *live) {
+func (r *executor) abandon(l *live) {
 	r.log.Warn("deployment lease lost; another replica drives it now", "deployment", l.id)
 	r.forget(l)
 	close(l.done)
@@ -656,7 +747,7 @@ func (r *Runner) abandon(l *live) {
 	}
 }
 
-func (r *Runner) forget(l *live) {
+func (r *executor) forget(l *live) {
 	l.lost()
 	r.mu.Lock()
 	if r.lives[l.id] == l {
@@ -668,7 +759,7 @@ func (r *Runner) forget(l *live) {
 
 // barrier waits until the loop of a live deployment has finished the batch
 // in progress (no-op when it is not live here).
-func (r *Runner) barrier(id string) {
+func (r *executor) barrier(id string) {
 	r.mu.Lock()
 	l := r.lives[id]
 	r.mu.Unlock()
@@ -693,7 +784,7 @@ func (r *Runner) barrier(id string) {
 // snapshot returns the committed state of a live deployment, if live. The
 // loop that owns the state encodes it between batches, so a reader never
 // sees a half-applied batch and the loop never encodes state nobody reads.
-func (r *Runner) snapshot(id string) (*Record, bool) {
+func (r *executor) snapshot(id string) (*Record, bool) {
 	r.mu.Lock()
 	l := r.lives[id]
 	r.mu.Unlock()
@@ -733,7 +824,7 @@ func (r *Runner) snapshot(id string) (*Record, bool) {
 // queue, desired target-group membership, teardown owed, the store inbox
 // events the batch applied and their replies. post collects work to run
 // after the commit (starting a rollback's loop).
-func (r *Runner) commit(ctx context.Context, l *live, was Step, now time.Time, acts []engine.Action, batch []*request, res []result, post *[]func()) error {
+func (r *executor) commit(ctx context.Context, l *live, was Step, now time.Time, acts []engine.Action, batch []*request, res []result, post *[]func()) error {
 	rec := l.rec
 	var rollback *Record
 	var queued map[int]string
@@ -823,7 +914,7 @@ func targetKey(id string, i int) string { return fmt.Sprintf("%s/%06d", id, i) }
 
 // startLive begins a committed, newly created deployment, unless another
 // replica's scheduler took its lease first (it then drives it).
-func (r *Runner) startLive(rec *Record) {
+func (r *executor) startLive(rec *Record) {
 	if err := r.takeOver(r.ctx, rec.ID, rec); err != nil {
 		r.log.Warn("taking the lease of a new deployment; the scheduler retries", "deployment", rec.ID, "err", err)
 		r.pokeScheduler()
@@ -832,7 +923,7 @@ func (r *Runner) startLive(rec *Record) {
 
 // finish records a terminal deployment on its group and, when asked,
 // creates the rollback deployment in the same transaction.
-func (r *Runner) finish(ctx context.Context, tx store.Tx, rec *Record) (*Record, error) {
+func (r *executor) finish(ctx context.Context, tx store.Tx, rec *Record) (*Record, error) {
 	e := rec.Engine
 	if _, err := tx.Delete(ctx, kindGroupLock, rec.GroupID); err != nil {
 		return nil, err

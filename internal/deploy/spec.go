@@ -117,7 +117,7 @@ func NewSpecCertPEM() (certPEM, keyPEM []byte, err error) {
 // buildSpec renders the deployment specification agents fetch (the fields
 // the official agent reads, AGENT-SEMANTICS §4.2, plus Cutover's inline
 // revision types).
-func (r *Runner) buildSpec(rec *Record) []byte {
+func (r *agentService) buildSpec(rec *Record) []byte {
 	deploymentType := "IN_PLACE"
 	if rec.Engine.BlueGreen {
 		deploymentType = "BLUE_GREEN"

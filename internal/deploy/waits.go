@@ -26,7 +26,7 @@ func (r *Runner) WaitsOf(ctx context.Context, id string) (Waits, error) {
 // CurrentCommand checks that cmdID is a current command of the calling
 // host and returns its deployment id.
 func (r *Runner) CurrentCommand(ctx context.Context, cmdID string) (string, error) {
-	_, current, err := r.ownCommand(ctx, cmdID)
+	_, current, err := r.agent.ownCommand(ctx, cmdID)
 	if err != nil {
 		return "", err
 	}
