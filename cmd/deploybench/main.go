@@ -366,7 +366,8 @@ type lightHost struct {
 }
 
 // light runs the minimal agent loop until ctx ends; done counts Completes.
-func light(ctx context.Context, h lightHost, done, errs *atomic.Int64) {
+func light(ctx context.Context, h lightHost, done, errs *atomic.Int64, ph *phases) {
+	var last time.Time // when this agent's previous Complete returned
 	for ctx.Err() == nil {
 		out, err := h.client.PollHostCommand(ctx, &commands.PollHostCommandInput{HostIdentifier: aws.String(h.id)})
 		if err != nil {
@@ -380,10 +381,15 @@ func light(ctx context.Context, h lightHost, done, errs *atomic.Int64) {
 		if hc == nil {
 			continue
 		}
+		t1 := time.Now()
+		if !last.IsZero() {
+			ph.add(phaseNext, t1.Sub(last))
+		}
 		if _, err := h.client.GetDeploymentSpecification(ctx, &commands.GetDeploymentSpecificationInput{DeploymentExecutionId: hc.DeploymentExecutionId, HostIdentifier: aws.String(h.id)}); err != nil {
 			errs.Add(1)
 			continue
 		}
+		t2 := time.Now()
 		ack, err := h.client.PutHostCommandAcknowledgement(ctx, &commands.PutHostCommandAcknowledgementInput{HostCommandIdentifier: hc.HostCommandIdentifier,
 			Diagnostics: &commands.Envelope{Format: aws.String("JSON"), Payload: aws.String(`{"IsCommandNoop":false}`)}})
 		if err != nil {
@@ -393,13 +399,59 @@ func light(ctx context.Context, h lightHost, done, errs *atomic.Int64) {
 		if aws.ToString(ack.CommandStatus) != commands.DeploymentCommandStatusInProgress {
 			continue
 		}
+		t3 := time.Now()
 		if err := h.client.PutHostCommandComplete(ctx, &commands.PutHostCommandCompleteInput{HostCommandIdentifier: hc.HostCommandIdentifier,
 			CommandStatus: aws.String(commands.DeploymentCommandStatusSucceeded),
 			Diagnostics:   &commands.Envelope{Format: aws.String("JSON"), Payload: aws.String(`{"error_code":0,"script_name":"","message":"Succeeded","log":""}`)}}); err != nil {
 			errs.Add(1)
 			continue
 		}
+		last = time.Now()
+		ph.add(phaseSpec, t2.Sub(t1))
+		ph.add(phaseAck, t3.Sub(t2))
+		ph.add(phaseComplete, last.Sub(t3))
 		done.Add(1)
+	}
+}
+
+// Phases of one command as an agent sees it.
+const (
+	phaseNext     = iota // its previous Complete returned → PollHostCommand returned this command
+	phaseSpec            // GetDeploymentSpecification
+	phaseAck             // PutHostCommandAcknowledgement
+	phaseComplete        // PutHostCommandComplete
+	nPhases
+)
+
+var phaseNames = [nPhases]string{"previous Complete → next command polled", "GetDeploymentSpecification", "PutHostCommandAcknowledgement", "PutHostCommandComplete"}
+
+// phases collects the agents' per-phase latencies.
+type phases struct {
+	mu sync.Mutex
+	d  [nPhases][]time.Duration
+}
+
+func (p *phases) add(i int, d time.Duration) {
+	p.mu.Lock()
+	p.d[i] = append(p.d[i], d)
+	p.mu.Unlock()
+}
+
+func (p *phases) print() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, ds := range p.d {
+		if len(ds) == 0 {
+			continue
+		}
+		slices.Sort(ds)
+		var sum time.Duration
+		for _, d := range ds {
+			sum += d
+		}
+		q := func(f float64) time.Duration { return ds[int(f*float64(len(ds)-1))].Round(time.Millisecond) }
+		fmt.Printf("    %s: %d samples, mean %v, p50 %v, p90 %v, p99 %v, max %v\n", phaseNames[i], len(ds),
+			(sum / time.Duration(len(ds))).Round(time.Millisecond), q(0.5), q(0.9), q(0.99), q(1))
 	}
 }
 
@@ -451,9 +503,10 @@ func (b *bench) fleet(ctx context.Context, n int) ([]lightHost, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	var done, errs atomic.Int64
 	var wg sync.WaitGroup
+	var ph phases
 	for _, h := range hosts {
 		wg.Add(1)
-		go func() { defer wg.Done(); light(lctx, h, &done, &errs) }()
+		go func() { defer wg.Done(); light(lctx, h, &done, &errs, &ph) }()
 	}
 	time.Sleep(2 * time.Second) // let every agent reach its long poll
 	hwmBefore := procStatus(b.pid, "VmHWM")
@@ -472,7 +525,9 @@ func (b *bench) fleet(ctx context.Context, n int) ([]lightHost, error) {
 	fmt.Printf("    overview Succeeded=%d Failed=%d Skipped=%d; %d commands completed (%.0f/s), %d agent-side errors\n", o.Succeeded, o.Failed, o.Skipped, done.Load(), float64(done.Load())/d.Seconds(), errs.Load())
 	fmt.Printf("    CPU during the deployment: server %.1f s (%.2f cores), bench process (agents, SigV4, client) %.1f s (%.2f cores)\n",
 		float64(srv1-srv0)/100, float64(srv1-srv0)/100/d.Seconds(), float64(self1-self0)/100, float64(self1-self0)/100/d.Seconds())
-	fmt.Printf("    server VmHWM before the deployment %s, after %s; VmRSS now %s (target peak < 300 MB)\n\n", hwmBefore, procStatus(b.pid, "VmHWM"), procStatus(b.pid, "VmRSS"))
+	fmt.Printf("    server VmHWM before the deployment %s, after %s; VmRSS now %s (target peak < 300 MB)\n", hwmBefore, procStatus(b.pid, "VmHWM"), procStatus(b.pid, "VmRSS"))
+	ph.print()
+	fmt.Println()
 	return hosts, nil
 }
 
@@ -490,9 +545,10 @@ func (b *bench) idle(ctx context.Context, hosts []lightHost, n int, window time.
 	lctx, cancel := context.WithCancel(ctx)
 	var done, errs atomic.Int64
 	var wg sync.WaitGroup
+	var ph phases
 	for _, h := range hosts {
 		wg.Add(1)
-		go func() { defer wg.Done(); light(lctx, h, &done, &errs) }()
+		go func() { defer wg.Done(); light(lctx, h, &done, &errs, &ph) }()
 	}
 	time.Sleep(5 * time.Second) // every agent connected and parked in its long poll
 	rssBefore := procStatus(b.pid, "VmRSS")
