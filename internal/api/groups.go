@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -753,7 +752,7 @@ func (s *Server) BatchGetDeploymentGroups(ctx context.Context, in *cd.BatchGetDe
 		if _, err := loadApp(ctx, tx, sc, app); err != nil {
 			return err
 		}
-		scanned, err := scanGroups(ctx, tx, sc, app, in.DeploymentGroupNames)
+		scanned, err := scanGroups(ctx, tx, &s.groups, sc, app, in.DeploymentGroupNames)
 		if err != nil {
 			return err
 		}
@@ -810,7 +809,7 @@ type scannedGroups struct {
 // range scan (at most 4 records per name, so an application with many
 // more groups costs no more than that); names it did not reach are left
 // for the caller to read one by one.
-func scanGroups(ctx context.Context, tx store.Tx, sc scope, app string, names []string) (scannedGroups, error) {
+func scanGroups(ctx context.Context, tx store.Tx, cache *groupCache, sc scope, app string, names []string) (scannedGroups, error) {
 	out := scannedGroups{groups: map[string]*cd.DeploymentGroupInfo{}}
 	if len(names) < batchScanMin {
 		return out, nil
@@ -829,11 +828,11 @@ func scanGroups(ctx context.Context, tx store.Tx, sc scope, app string, names []
 		if !ok {
 			continue
 		}
-		var g cd.DeploymentGroupInfo
-		if err := json.Unmarshal(it.Value, &g); err != nil {
+		g, err := cache.decode(it.Key, it.Value)
+		if err != nil {
 			return out, fmt.Errorf("decode %s %s: %w", kindGroup, it.Key, err)
 		}
-		out.groups[n] = &g
+		out.groups[n] = g
 	}
 	out.complete = len(items) < limit
 	return out, nil

@@ -72,6 +72,7 @@ type Server struct {
 	Destinations Destinations
 
 	callers callerCache
+	groups  groupCache
 	// InUse reports whether a custom deployment config is referenced by an
 	// active deployment (DeleteDeploymentConfig).
 }
