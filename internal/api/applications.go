@@ -105,18 +105,20 @@ func (s *Server) GetApplication(ctx context.Context, in *cd.GetApplicationInput)
 		return nil, err
 	}
 	sc := scopeOf(ctx)
-	b, err := store.Get(ctx, s.Store, kindApp, appKey(sc, name))
-	if notFound(err) {
-		return nil, awsjson.Errorf("ApplicationDoesNotExistException", "No application found for name: %s", name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var app cd.ApplicationInfo
-	if err := decodeInto(b, &app); err != nil {
-		return nil, err
-	}
-	return &cd.GetApplicationOutput{Application: &app}, nil
+	return cachedView(ctx, s, []string{"GetApplication", sc.Account, sc.Region, name}, func() (*cd.GetApplicationOutput, error) {
+		b, err := store.Get(ctx, s.Store, kindApp, appKey(sc, name))
+		if notFound(err) {
+			return nil, awsjson.Errorf("ApplicationDoesNotExistException", "No application found for name: %s", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var app cd.ApplicationInfo
+		if err := decodeInto(b, &app); err != nil {
+			return nil, err
+		}
+		return &cd.GetApplicationOutput{Application: &app}, nil
+	})
 }
 
 // BatchGetApplications implements the operation.

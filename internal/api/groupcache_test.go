@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -75,5 +76,47 @@ func TestBatchGetDeploymentGroupsSeesWrites(t *testing.T) {
 	}
 	if got := role("g04"); got != viaOther {
 		t.Fatalf("after a write by another store handle: service role %q, want %q", got, viaOther)
+	}
+}
+
+// GetApplication reuses results while nothing was committed: a rename,
+// and a record written by a second store handle, show at once.
+func TestGetApplicationSeesWrites(t *testing.T) {
+	env := servertest.Start(t)
+	c := env.Client
+	ctx := context.Background()
+	createApp(t, c, "web", "")
+	get := func(name string) (*codedeploy.GetApplicationOutput, error) {
+		return c.GetApplication(ctx, &codedeploy.GetApplicationInput{ApplicationName: aws.String(name)})
+	}
+	if _, err := get("web"); err != nil { // fills the cache
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateApplication(ctx, &codedeploy.UpdateApplicationInput{ApplicationName: aws.String("web"), NewApplicationName: aws.String("site")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get("web"); err == nil || !strings.Contains(err.Error(), "ApplicationDoesNotExistException") {
+		t.Fatalf("renamed application still served: %v", err)
+	}
+	if out, err := get("site"); err != nil || aws.ToString(out.Application.ApplicationName) != "site" {
+		t.Fatalf("new name: %v", err)
+	}
+
+	other, err := sqlite.Open(ctx, filepath.Join(env.Config.DataDir, "cutover.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Update(ctx, func(tx store.Tx) error {
+		ok, err := tx.Delete(ctx, "app", "000000000000/"+env.Region+"/site")
+		if err == nil && !ok {
+			err = fmt.Errorf("application record not found")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get("site"); err == nil || !strings.Contains(err.Error(), "ApplicationDoesNotExistException") {
+		t.Fatalf("application deleted by another handle still served: %v", err)
 	}
 }

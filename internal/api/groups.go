@@ -746,18 +746,25 @@ func (s *Server) BatchGetDeploymentGroups(ctx context.Context, in *cd.BatchGetDe
 		}
 	}
 	sc := scopeOf(ctx)
+	key := append([]string{"BatchGetDeploymentGroups", sc.Account, sc.Region, app}, in.DeploymentGroupNames...)
+	return cachedView(ctx, s, key, func() (*cd.BatchGetDeploymentGroupsOutput, error) {
+		return s.batchGetGroups(ctx, sc, app, in.DeploymentGroupNames)
+	})
+}
+
+func (s *Server) batchGetGroups(ctx context.Context, sc scope, app string, names []string) (*cd.BatchGetDeploymentGroupsOutput, error) {
 	out := &cd.BatchGetDeploymentGroupsOutput{DeploymentGroupsInfo: []cd.DeploymentGroupInfo{}}
 	var missing []string
-	err = s.Store.View(ctx, func(tx store.Tx) error {
+	err := s.Store.View(ctx, func(tx store.Tx) error {
 		if _, err := loadApp(ctx, tx, sc, app); err != nil {
 			return err
 		}
-		scanned, err := scanGroups(ctx, tx, &s.groups, sc, app, in.DeploymentGroupNames)
+		scanned, err := scanGroups(ctx, tx, &s.groups, sc, app, names)
 		if err != nil {
 			return err
 		}
 		seen := map[string]bool{}
-		for _, n := range in.DeploymentGroupNames {
+		for _, n := range names {
 			if seen[n] {
 				continue
 			}

@@ -71,8 +71,14 @@ type Server struct {
 	// does not know (Create/UpdateDeploymentGroup).
 	Destinations Destinations
 
+	// Version, if set, reads the store's change counter, which moves
+	// with every commit of any process (SQLite's data version); read-only
+	// operations then reuse results computed at the same version.
+	Version func(context.Context) (int64, error)
+
 	callers callerCache
 	groups  groupCache
+	views   viewCache
 	// InUse reports whether a custom deployment config is referenced by an
 	// active deployment (DeleteDeploymentConfig).
 }

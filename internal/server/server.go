@@ -255,6 +255,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s.API = api.New(st, sealer, cfg.Logger)
+	s.API.Version = keyVersion(st)
 	s.API.Now = cfg.Now
 	s.API.PageKey = pageKey
 	if err := s.observability(); err != nil {
