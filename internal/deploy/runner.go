@@ -311,6 +311,13 @@ func New(cfg Config) *Runner {
 // ReplicaID is the name this runner holds leases under.
 func (r *Runner) ReplicaID() string { return r.cfg.ReplicaID }
 
+// Drives reports whether this replica holds deployment id's lease in the
+// store now: stricter than Active, which also lists a deployment whose
+// lease is being taken, or has just passed to another replica.
+func (r *Runner) Drives(ctx context.Context, id string) (bool, error) {
+	return r.leases.Holds(ctx, leaseName(id))
+}
+
 // Start takes the leases of active deployments nobody drives (on SQLite:
 // all of them) and resumes them, then keeps doing so in the background.
 // It never waits on traffic: routers catch up with the stored membership

@@ -7,7 +7,6 @@ import (
 	"github.com/cutoverhq/cutover/internal/alarm"
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/deploy"
-	"github.com/cutoverhq/cutover/internal/lease"
 	"github.com/cutoverhq/cutover/internal/metrics"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 	"github.com/cutoverhq/cutover/internal/model/commands"
@@ -62,11 +61,7 @@ func (s *Server) startObservers(ctx context.Context) {
 		s.closers = append(s.closers, s.Triggers.Close)
 	}
 	if s.alarmFile != nil {
-		// The runner names a deployment's lease "deployment/<id>"
-		// (TestAlarmPolledByOwnerOnly fails if the two part).
-		leases := &lease.Manager{Store: s.Store, Owner: s.Runner.ReplicaID(), Now: s.cfg.Now}
-		holds := func(ctx context.Context, id string) (bool, error) { return leases.Holds(ctx, "deployment/"+id) }
-		s.Alarms = alarm.New(alarm.Config{File: *s.alarmFile, Store: s.Store, Deployments: s.Runner, Holds: holds, Logger: s.log})
+		s.Alarms = alarm.New(alarm.Config{File: *s.alarmFile, Store: s.Store, Deployments: s.Runner, Holds: s.Runner.Drives, Logger: s.log})
 		s.Alarms.Start(ctx)
 		s.closers = append(s.closers, s.Alarms.Close)
 	}
