@@ -25,6 +25,7 @@ func TestHelpTouchesNothing(t *testing.T) {
 		{"github-token", "-h"}, {"github-token", "add", "-h"},
 		{"audit", "-h"}, {"audit", "--key", "AKIAEXAMPLE000000000", "--help"},
 		{"version", "-h"},
+		{"watch", "-h"}, {"watch", "d-X", "--help"}, {"logs", "-h"}, {"logs", "d-X", "--follow", "-h"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			dir := t.TempDir()

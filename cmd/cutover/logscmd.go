@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -22,28 +21,26 @@ type hookLog struct {
 }
 
 func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	s := newSettings("logs")
+	s.fs.SetOutput(stderr)
+	s.args = "DEPLOYMENT_ID"
+	s.about = "Prints the full output of the deployment's hooks, as the Cutover agent streamed it."
 	var rf remoteFlags
-	rf.declare(fs)
-	instance := fs.String("instance", "", "only this instance's hooks")
-	followFlag := fs.Bool("follow", false, "keep printing output as hooks write it, until the deployment ends")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cutover logs [flags] DEPLOYMENT_ID\n\nPrints the full output of the deployment's hooks, as the Cutover agent streamed it.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	rf.declare(s.fs)
+	instance := s.fs.String("instance", "", "only this instance's hooks")
+	followFlag := s.fs.Bool("follow", false, "keep printing output as hooks write it, until the deployment ends")
+	if err := s.parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
+	if len(s.pos) != 1 {
+		s.fs.Usage()
 		return errors.New("give one DEPLOYMENT_ID")
 	}
 	r, err := rf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	p := &logPrinter{r: r, id: fs.Arg(0), instance: *instance, out: stdout, printed: map[string]int{}}
+	p := &logPrinter{r: r, id: s.pos[0], instance: *instance, out: stdout, printed: map[string]int{}}
 	if !*followFlag {
 		return p.once(ctx)
 	}

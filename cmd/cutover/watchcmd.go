@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -44,28 +43,29 @@ type liveExtra struct {
 }
 
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	s := newSettings("watch")
+	s.fs.SetOutput(stderr)
+	s.args = "DEPLOYMENT_ID | --group APP/GROUP"
+	s.about = "Follows a deployment live; exits 0 when it succeeds, 1 otherwise."
 	var rf remoteFlags
-	rf.declare(fs)
-	group := fs.String("group", "", "APP/GROUP: wait for the group's next deployment and watch it")
-	plain := fs.Bool("plain", false, "print plain lines even on a terminal")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: cutover watch [flags] DEPLOYMENT_ID | --group APP/GROUP\n\nFollows a deployment live; exits 0 when it succeeds, 1 otherwise.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	rf.declare(s.fs)
+	group := s.fs.String("group", "", "APP/GROUP: wait for the group's next deployment and watch it")
+	plain := s.fs.Bool("plain", false, "print plain lines even on a terminal")
+	if err := s.parse(args); err != nil {
 		return err
 	}
-	if (fs.NArg() == 1) == (*group != "") || fs.NArg() > 1 {
-		fs.Usage()
+	if (len(s.pos) == 1) == (*group != "") || len(s.pos) > 1 {
+		s.fs.Usage()
 		return errors.New("give one DEPLOYMENT_ID or --group APP/GROUP")
 	}
 	r, err := rf.connect(ctx)
 	if err != nil {
 		return err
 	}
-	id := fs.Arg(0)
+	var id string
+	if len(s.pos) == 1 {
+		id = s.pos[0]
+	}
 	if *group != "" {
 		app, grp, ok := strings.Cut(*group, "/")
 		if !ok || app == "" || grp == "" {
