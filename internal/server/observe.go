@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/cutoverhq/cutover/internal/alarm"
 	"github.com/cutoverhq/cutover/internal/awsjson"
@@ -94,18 +93,4 @@ func (d destinations) CheckAlarms(a *cd.AlarmConfiguration) error {
 	}
 	// The monitor starts after the runner; checking needs only the file.
 	return alarm.New(alarm.Config{File: *d.s.alarmFile}).CheckAlarms(a)
-}
-
-// withMetrics serves GET /metrics ahead of the revision store, which would
-// take an unsigned path for an S3 bucket; a signed request for a bucket
-// named "metrics" still reaches the store.
-func (s *Server) withMetrics(h http.Handler) http.Handler {
-	metrics := s.Metrics.Handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("Authorization") == "" && r.URL.RawQuery == "" {
-			metrics.ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

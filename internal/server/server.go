@@ -305,6 +305,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		_, _ = w.Write(s.ca.PEM)
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	// Unsigned: Prometheus scrapes without credentials. The revision store
+	// leaves unsigned /metrics to the server (revstore.IsS3Request).
+	mux.Handle("GET /metrics", s.Metrics.Handler())
 	s.ui = s.newDashboard(authenticator{verifier})
 	mux.Handle("/ui", s.ui)
 	mux.Handle("/ui/", s.ui)
@@ -315,7 +318,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.handler = s.withMetrics(s.withRevisions(mux))
+	s.handler = s.withRevisions(mux)
 	return s, nil
 }
 
