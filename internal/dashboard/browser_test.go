@@ -205,9 +205,12 @@ func TestDashboardBlueGreen(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the last deployment Ready", `(document.getElementById("status")||{}).textContent === "Ready"`, 60*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("btn-stop-rollback"))); err != nil {
+	// A DOM click, as in the loop above: CI once saw a mouse click here
+	// land on nothing while the page re-rendered.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("btn-stop-rollback").click()`)); err != nil {
 		t.Fatal(err)
 	}
+	waitJS(t, ctx, "the stop sent", `document.getElementById("action-result").textContent !== ""`, 10*time.Second)
 	waitJS(t, ctx, "the stop answered", `document.getElementById("action-result").textContent.startsWith("Stop: Succeeded")`, 30*time.Second)
 	waitJS(t, ctx, "status Stopped", `document.getElementById("status").textContent === "Stopped" && document.getElementById("btn-stop").disabled && document.getElementById("btn-continue").disabled`, 60*time.Second)
 	waitJS(t, ctx, "traffic still on green", `document.querySelector(".serving-list[data-tg=web]").textContent === "green-1 green-2"`, 20*time.Second)

@@ -30,6 +30,9 @@ async function api(op, body) {
     method: "POST", credentials: "same-origin",
     headers: { "Content-Type": "application/json", "X-Cutover-Csrf": S.session ? S.session.csrf : "" },
     body: JSON.stringify(body || {}),
+    // A request that never comes back says so instead of leaving the
+    // page waiting without a word.
+    signal: AbortSignal.timeout(30000),
   });
   const data = await r.json().catch(() => ({}));
   if (r.status === 401) { showLogin(); throw new Error("signed out"); }
@@ -352,6 +355,10 @@ async function act(kind) {
   const st = S.state; if (!st) return;
   const d = st.deployment;
   const out = $("action-result");
+  // Said at once, so that a person (and a test) can tell a request that
+  // is on its way from a click that never happened.
+  out.className = "muted";
+  out.textContent = kind === "continue" ? "Continuing…" : "Stopping…";
   try {
     if (kind === "continue") {
       const wait = d.status === "Ready" ? "READY_WAIT" : "TERMINATION_WAIT";
