@@ -18,12 +18,13 @@ import (
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/secretbox"
 	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/tlsca"
 	"github.com/cutoverhq/cutover/internal/trigger"
 )
 
 // Several replicas share one PostgreSQL database. What they must agree on
 // lives in it: runtime state (package deploy), leases, the spec-signing
-// certificate (sealed); the one secret that cannot be in the database is
+// certificate and the TLS CA (keys sealed); the one secret that cannot be in the database is
 // the key sealing the others, given to every replica as CUTOVER_SERVER_KEY.
 
 // defaultReplicaID names this process in lease records: CUTOVER_REPLICA_ID,
@@ -199,6 +200,63 @@ func sharedSpecSigner(ctx context.Context, st store.Store, box *secretbox.Box, d
 	}
 	b, _ := json.Marshal(storedSigner{Cert: string(certPEM), SealedKey: sealed})
 	err = st.Update(ctx, func(tx store.Tx) error { return tx.Insert(ctx, "meta", specSignerKey, b) })
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return nil, err
+	}
+	// Another replica may have won the race: everyone uses the stored one.
+	return read()
+}
+
+// tlsCAKey is the meta record holding the TLS certificate authority and
+// its sealed key, shared by every replica: agents pin one fingerprint and
+// may poll any replica.
+const tlsCAKey = "tls-ca"
+
+// sharedCA returns the database's certificate authority, creating it once
+// (from the data directory's CA when an earlier single server made one),
+// and keeps a copy in the data directory.
+func (s *Server) sharedCA(ctx context.Context) (*tlsca.Authority, error) {
+	st, box, dir := s.Store, s.sealer, s.cfg.DataDir
+	read := func() (*tlsca.Authority, error) {
+		b, err := store.Get(ctx, st, "meta", tlsCAKey)
+		if err != nil {
+			return nil, err
+		}
+		var sc storedSigner
+		if err := json.Unmarshal(b, &sc); err != nil {
+			return nil, fmt.Errorf("stored TLS CA: %w", err)
+		}
+		keyPEM, err := box.Open(sc.SealedKey, "meta:"+tlsCAKey)
+		if err != nil {
+			return nil, fmt.Errorf("stored TLS CA key: %w", err)
+		}
+		a, replaced, err := tlsca.Install(dir, []byte(sc.Cert), keyPEM)
+		if err != nil {
+			return nil, err
+		}
+		if replaced {
+			s.log.Warn("this data directory's TLS CA was replaced by the one the replicas share in the database; agents that pinned the old one must be registered again",
+				"ca_file", a.Path, "ca_sha256", a.Fingerprint())
+		}
+		return a, nil
+	}
+	if a, err := read(); !errors.Is(err, store.ErrNotFound) {
+		return a, err
+	}
+	local, err := tlsca.LoadOrCreate(dir, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := local.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := box.Seal(keyPEM, "meta:"+tlsCAKey)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(storedSigner{Cert: string(local.PEM), SealedKey: sealed})
+	err = st.Update(ctx, func(tx store.Tx) error { return tx.Insert(ctx, "meta", tlsCAKey, b) })
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return nil, err
 	}

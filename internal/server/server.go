@@ -249,7 +249,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.TLSCert == "" && cfg.TLSKey == "" && !cfg.InsecureHTTP {
-		if s.ca, err = tlsca.LoadOrCreate(cfg.DataDir, cfg.Now()); err != nil {
+		if s.ca, err = s.sharedCA(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}

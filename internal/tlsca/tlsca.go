@@ -149,6 +149,72 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
+// KeyPEM is the authority's private key, PKCS#8 in PEM, for keeping it
+// (sealed) where other replicas find it.
+func (a *Authority) KeyPEM() ([]byte, error) {
+	kb, err := x509.MarshalPKCS8PrivateKey(a.key)
+	if err != nil {
+		return nil, fmt.Errorf("tls ca: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
+}
+
+// Install makes the authority given as PEM the one kept in dir, replacing
+// the files there when they hold another (replicas share one authority
+// kept in their database; each data directory keeps a copy so that
+// operators find ca.pem where a single server keeps it). replaced reports
+// whether dir held a different authority.
+func Install(dir string, certPEM, keyPEM []byte) (a *Authority, replaced bool, err error) {
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, keyFile)
+	if a, err = parse(certPath, certPEM, keyPEM); err != nil {
+		return nil, false, err
+	}
+	oldCert, cerr := os.ReadFile(certPath)
+	oldKey, kerr := os.ReadFile(keyPath)
+	if cerr == nil && kerr == nil && string(oldCert) == string(certPEM) && string(oldKey) == string(keyPEM) {
+		return a, false, nil
+	}
+	replaced = cerr == nil && string(oldCert) != string(certPEM)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("tls ca: %w", err)
+	}
+	// The key first, as LoadOrCreate does; each file is replaced whole.
+	if err := writeAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return nil, false, err
+	}
+	if err := writeAtomic(certPath, certPEM, 0o644); err != nil {
+		return nil, false, err
+	}
+	return a, replaced, nil
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("tls ca: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("tls ca: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("tls ca: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("tls ca: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("tls ca: write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("tls ca: %w", err)
+	}
+	return nil
+}
+
 func parse(certPath string, certPEM, keyPEM []byte) (*Authority, error) {
 	cert, err := ParseCertificate(certPEM)
 	if err != nil {

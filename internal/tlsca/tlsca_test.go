@@ -143,3 +143,67 @@ func TestConcurrentCreate(t *testing.T) {
 		}
 	}
 }
+
+func TestInstall(t *testing.T) {
+	now := time.Now()
+	shared, err := LoadOrCreate(t.TempDir(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedKey, err := shared.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := LoadOrCreate(t.TempDir(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownKey, _ := own.KeyPEM()
+	for _, tc := range []struct {
+		name         string
+		before       func(dir string) // what the directory holds
+		wantReplaced bool
+	}{
+		{"empty directory", func(string) {}, false},
+		{"the same CA", func(dir string) { mustWrite(t, dir, shared.PEM, sharedKey) }, false},
+		{"another CA", func(dir string) { mustWrite(t, dir, own.PEM, ownKey) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			tc.before(dir)
+			a, replaced, err := Install(dir, shared.PEM, sharedKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if replaced != tc.wantReplaced {
+				t.Errorf("replaced %v, want %v", replaced, tc.wantReplaced)
+			}
+			if a.Fingerprint() != shared.Fingerprint() {
+				t.Error("installed another CA")
+			}
+			loaded, err := LoadOrCreate(dir, now)
+			if err != nil || loaded.Fingerprint() != shared.Fingerprint() {
+				t.Fatalf("the directory does not hold the installed CA: %v", err)
+			}
+			if st, err := os.Stat(filepath.Join(dir, keyFile)); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("key file: %v %v", st, err)
+			}
+		})
+	}
+	if _, _, err := Install(t.TempDir(), shared.PEM, ownKey); err == nil {
+		t.Error("a key of another CA was installed")
+	}
+}
+
+func mustWrite(t *testing.T, dir string, certPEM, keyPEM []byte) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, keyFile), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CertFile), certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
