@@ -161,24 +161,50 @@ type storedSigner struct {
 	SealedKey string `json:"sealedKey"`
 }
 
+// readSealedPair reads a certificate and its sealed key kept in meta
+// record name.
+func readSealedPair(ctx context.Context, st store.Store, box *secretbox.Box, name string) (certPEM, keyPEM []byte, err error) {
+	b, err := store.Get(ctx, st, "meta", name)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ss storedSigner
+	if err := json.Unmarshal(b, &ss); err != nil {
+		return nil, nil, fmt.Errorf("stored %s certificate: %w", name, err)
+	}
+	keyPEM, err = box.Open(ss.SealedKey, "meta:"+name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored %s key: %w", name, err)
+	}
+	return []byte(ss.Cert), keyPEM, nil
+}
+
+// insertSealedPair keeps a certificate and its key, sealed, in meta record
+// name unless one is there already (another replica won the race: the
+// caller reads back whichever is stored).
+func insertSealedPair(ctx context.Context, st store.Store, box *secretbox.Box, name string, certPEM, keyPEM []byte) error {
+	sealed, err := box.Seal(keyPEM, "meta:"+name)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(storedSigner{Cert: string(certPEM), SealedKey: sealed})
+	err = st.Update(ctx, func(tx store.Tx) error { return tx.Insert(ctx, "meta", name, b) })
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	return nil
+}
+
 // sharedSpecSigner returns the spec-signing certificate of the database,
 // creating it once: from the data directory's files when an earlier
 // single server made them, else new.
 func sharedSpecSigner(ctx context.Context, st store.Store, box *secretbox.Box, dataDir string) (*deploy.PKCS7Signer, error) {
 	read := func() (*deploy.PKCS7Signer, error) {
-		b, err := store.Get(ctx, st, "meta", specSignerKey)
+		certPEM, keyPEM, err := readSealedPair(ctx, st, box, specSignerKey)
 		if err != nil {
 			return nil, err
 		}
-		var ss storedSigner
-		if err := json.Unmarshal(b, &ss); err != nil {
-			return nil, fmt.Errorf("stored spec-signing certificate: %w", err)
-		}
-		keyPEM, err := box.Open(ss.SealedKey, "meta:"+specSignerKey)
-		if err != nil {
-			return nil, fmt.Errorf("stored spec-signing key: %w", err)
-		}
-		return deploy.ParseSpecSigner([]byte(ss.Cert), keyPEM)
+		return deploy.ParseSpecSigner(certPEM, keyPEM)
 	}
 	if p, err := read(); !errors.Is(err, store.ErrNotFound) {
 		return p, err
@@ -194,13 +220,7 @@ func sharedSpecSigner(ctx context.Context, st store.Store, box *secretbox.Box, d
 	if _, err := deploy.ParseSpecSigner(certPEM, keyPEM); err != nil {
 		return nil, err
 	}
-	sealed, err := box.Seal(keyPEM, "meta:"+specSignerKey)
-	if err != nil {
-		return nil, err
-	}
-	b, _ := json.Marshal(storedSigner{Cert: string(certPEM), SealedKey: sealed})
-	err = st.Update(ctx, func(tx store.Tx) error { return tx.Insert(ctx, "meta", specSignerKey, b) })
-	if err != nil && !errors.Is(err, store.ErrExists) {
+	if err := insertSealedPair(ctx, st, box, specSignerKey, certPEM, keyPEM); err != nil {
 		return nil, err
 	}
 	// Another replica may have won the race: everyone uses the stored one.
@@ -218,19 +238,11 @@ const tlsCAKey = "tls-ca"
 func (s *Server) sharedCA(ctx context.Context) (*tlsca.Authority, error) {
 	st, box, dir := s.Store, s.sealer, s.cfg.DataDir
 	read := func() (*tlsca.Authority, error) {
-		b, err := store.Get(ctx, st, "meta", tlsCAKey)
+		certPEM, keyPEM, err := readSealedPair(ctx, st, box, tlsCAKey)
 		if err != nil {
 			return nil, err
 		}
-		var sc storedSigner
-		if err := json.Unmarshal(b, &sc); err != nil {
-			return nil, fmt.Errorf("stored TLS CA: %w", err)
-		}
-		keyPEM, err := box.Open(sc.SealedKey, "meta:"+tlsCAKey)
-		if err != nil {
-			return nil, fmt.Errorf("stored TLS CA key: %w", err)
-		}
-		a, replaced, err := tlsca.Install(dir, []byte(sc.Cert), keyPEM)
+		a, replaced, err := tlsca.Install(dir, certPEM, keyPEM)
 		if err != nil {
 			return nil, err
 		}
@@ -251,13 +263,7 @@ func (s *Server) sharedCA(ctx context.Context) (*tlsca.Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := box.Seal(keyPEM, "meta:"+tlsCAKey)
-	if err != nil {
-		return nil, err
-	}
-	b, _ := json.Marshal(storedSigner{Cert: string(local.PEM), SealedKey: sealed})
-	err = st.Update(ctx, func(tx store.Tx) error { return tx.Insert(ctx, "meta", tlsCAKey, b) })
-	if err != nil && !errors.Is(err, store.ErrExists) {
+	if err := insertSealedPair(ctx, st, box, tlsCAKey, local.PEM, keyPEM); err != nil {
 		return nil, err
 	}
 	// Another replica may have won the race: everyone uses the stored one.
