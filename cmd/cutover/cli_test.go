@@ -22,6 +22,8 @@ func TestHelpTouchesNothing(t *testing.T) {
 		{"agent", "-h"}, {"agent", "register", "-h"}, {"agent", "register", "--instance-name", "x", "--help"},
 		{"keys", "-h"}, {"keys", "--help"}, {"keys", "create", "-h"}, {"keys", "list", "--help"},
 		{"keys", "revoke", "-h"}, {"keys", "revoke", "AKIAEXAMPLE000000000", "-h"},
+		{"keys", "--data-dir", "/nonexistent/x", "-h"}, {"keys", "--data-dir", "/nonexistent/x", "list", "-h"},
+		{"agent", "--onprem-config", "/nonexistent/x.yml", "register", "-h"},
 		{"github-token", "-h"}, {"github-token", "add", "-h"},
 		{"audit", "-h"}, {"audit", "--key", "AKIAEXAMPLE000000000", "--help"},
 		{"version", "-h"},
@@ -72,6 +74,15 @@ func TestFlagsAnywhere(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, k.AccessKeyId) || !strings.Contains(r.stdout, "revoked") {
 		t.Fatalf("keys list after revoke: %d %q %s", r.code, r.stdout, r.stderr)
 	}
+	// Flags before the subcommand too.
+	r = runBin(t, env, "keys", "--data-dir", data, "create", "--user", "early", "--role=read-only")
+	if r.code != 0 || !strings.Contains(r.stdout, "user/early") {
+		t.Fatalf("keys --data-dir D create: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = runBin(t, env, "keys", "--data-dir="+data, "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "early") {
+		t.Fatalf("keys --data-dir=D list: %d %q %s", r.code, r.stdout, r.stderr)
+	}
 	if _, err := os.Stat(other); !os.IsNotExist(err) {
 		t.Fatalf("the environment's data dir was used although --data-dir was given: %v", err)
 	}
@@ -86,6 +97,11 @@ func TestFlagsAnywhere(t *testing.T) {
 		{[]string{"keys", "revoke", "A", "B", "--data-dir", data}, "give one access key id"},
 		{[]string{"keys", "rotate"}, `unknown subcommand "rotate"`},
 		{[]string{"keys"}, "give create, list, revoke"},
+		{[]string{"keys", "--data-dir", data}, "give create, list, revoke"},
+		{[]string{"keys", "--data-dir", data, "rotate"}, `unknown subcommand "rotate"`},
+		// register after the agent's flags is register: its own flag is
+		// accepted, and it fails for want of an endpoint, not as the agent.
+		{[]string{"agent", "--onprem-config", filepath.Join(dir, "none.yml"), "register", "--instance-name", "x"}, "agent register needs --instance-name and --endpoint"},
 		{[]string{"server", "--data-dir", other, "--open"}, "flag provided but not defined: -open"},
 		{[]string{"server", "--data-dir", other, "--log-format", "xml"}, `log format "xml"`},
 		{[]string{"server", "--data-dir", other, "--log-level", "loud"}, `log level "loud"`},

@@ -74,8 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "dev":
 		return runDev(ctx, args[1:], stdout, stderr)
 	case "agent":
-		if len(args) > 1 && args[1] == "register" {
-			return runAgentRegister(ctx, args[2:], stdout, stderr)
+		// register may follow flags, as any argument may.
+		if i, _ := findSubcommand(args[1:]); i >= 0 && args[i+1] == "register" {
+			return runAgentRegister(ctx, slices.Concat(args[1:i+1], args[i+2:]), stdout, stderr)
 		}
 		return runAgent(ctx, args[1:], stderr)
 	case "keys":
@@ -231,25 +232,49 @@ Run 'cutover keys <subcommand> -h' for its flags. The keys commands open the
 server's database: run them where --data-dir is, or give --database.
 `
 
-// subcommand returns args[0] when it is one of subs. For -h, --help or help
-// it prints usage and returns flag.ErrHelp, so that nothing runs.
-func subcommand(cmd string, args []string, subs []string, usage string, w io.Writer) (string, error) {
-	if len(args) > 0 {
-		switch args[0] {
-		case "-h", "-help", "--help", "help":
-			fmt.Fprint(w, usage)
-			return "", flag.ErrHelp
-		}
-		if slices.Contains(subs, args[0]) {
-			return args[0], nil
-		}
-		return "", fmt.Errorf("%s: unknown subcommand %q: give %s", cmd, args[0], strings.Join(subs, ", "))
+// subcommand finds which of subs args names, wherever it stands among the
+// flags, and returns it with the other arguments. For -h, --help or help
+// before it, it prints usage and returns flag.ErrHelp, so that nothing runs.
+func subcommand(cmd string, args []string, subs []string, usage string, w io.Writer) (string, []string, error) {
+	i, help := findSubcommand(args)
+	switch {
+	case help:
+		fmt.Fprint(w, usage)
+		return "", nil, flag.ErrHelp
+	case i >= 0 && slices.Contains(subs, args[i]):
+		return args[i], slices.Concat(args[:i], args[i+1:]), nil
+	case i >= 0:
+		return "", nil, fmt.Errorf("%s: unknown subcommand %q: give %s", cmd, args[i], strings.Join(subs, ", "))
 	}
-	return "", fmt.Errorf("%s: give %s", cmd, strings.Join(subs, ", "))
+	return "", nil, fmt.Errorf("%s: give %s", cmd, strings.Join(subs, ", "))
+}
+
+// findSubcommand returns the index of the first argument that is not a
+// flag or a flag's value (one of subs, or a mistake), or -1; help reports
+// -h, --help or help before it. Every flag of the commands with subcommands takes a value
+// (--flag value or --flag=value), which is how a value is told from a
+// subcommand; a boolean flag there would have to be written --flag=true.
+func findSubcommand(args []string) (i int, help bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return -1, false
+		case a == "-h" || a == "-help" || a == "--help" || a == "help":
+			return -1, true
+		case strings.HasPrefix(a, "-"):
+			if !strings.Contains(a, "=") {
+				i++ // its value
+			}
+		default:
+			return i, false
+		}
+	}
+	return -1, false
 }
 
 func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
-	sub, err := subcommand("keys", args, []string{"create", "list", "revoke"}, keysUsage, stdout)
+	sub, args, err := subcommand("keys", args, []string{"create", "list", "revoke"}, keysUsage, stdout)
 	if err != nil {
 		return err
 	}
@@ -265,7 +290,7 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	case "revoke":
 		s.args = "ACCESS_KEY_ID"
 	}
-	if err := s.parse(args[1:]); err != nil {
+	if err := s.parse(args); err != nil {
 		return err
 	}
 	if sub == "revoke" && len(s.pos) != 1 {
@@ -278,7 +303,7 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	defer closeFn()
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	switch args[0] {
+	switch sub {
 	case "create":
 		if *user == "" {
 			return errors.New("keys create: --user is required")
@@ -308,7 +333,8 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func runGitHubToken(ctx context.Context, args []string, stdout io.Writer) error {
-	if _, err := subcommand("github-token", args, []string{"add"}, "Usage:\n  cutover github-token add --name NAME --token TOKEN [flags]\n", stdout); err != nil {
+	_, args, err := subcommand("github-token", args, []string{"add"}, "Usage:\n  cutover github-token add --name NAME --token TOKEN [flags]\n", stdout)
+	if err != nil {
 		return err
 	}
 	s := newSettings("github-token add")
@@ -317,7 +343,7 @@ func runGitHubToken(ctx context.Context, args []string, stdout io.Writer) error 
 	token := s.fs.String("token", "", "the GitHub token (or env CUTOVER_TOKEN)")
 	account := s.fs.String("account", keys.DefaultAccount, "account id")
 	region := s.fs.String("region", "us-east-1", "region")
-	if err := s.parse(args[1:]); err != nil {
+	if err := s.parse(args); err != nil {
 		return err
 	}
 	sealer, err := server.OpenSealer(*dataDir)
