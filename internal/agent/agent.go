@@ -302,7 +302,9 @@ func (a *agent) run(ctx context.Context) error {
 				break
 			}
 			failures = min(failures+1, 10)
-			wait := a.cfg.ErrorBackoff(failures) - time.Since(start)
+			// A poll that failed late (a long poll cut off) has waited
+			// already.
+			wait := max(0, a.cfg.ErrorBackoff(failures)-time.Since(start))
 			a.log.ErrorContext(ctx, "poll failed", "err", err, "consecutive_failures", failures, "backoff", wait)
 			sleep(ctx, a.cfg.PollInterval+wait)
 			continue

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,6 +19,11 @@ import (
 // logFlushEvery is how long output may wait before it is sent.
 const logFlushEvery = 250 * time.Millisecond
 
+// logRetryMax bounds the wait between attempts while the server is
+// unreachable or busy; output keeps collecting meanwhile (within the
+// per-command bound) and goes out when it answers again.
+const logRetryMax = 5 * time.Second
+
 // logStream buffers a command's hook output and sends it with PutHookLog.
 type logStream struct {
 	client *protocol.Client
@@ -30,6 +36,8 @@ type logStream struct {
 	sent    int  // bytes accepted into the stream so far
 	cut     bool // the 1 MiB bound was reached
 	failed  bool // the server refused: stop sending
+	backoff time.Duration
+	retryAt time.Time // no attempt before this, after a transient failure
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -81,6 +89,11 @@ func (s *logStream) run() {
 	for {
 		select {
 		case <-s.stop:
+			// One last attempt, even while backing off: the hook has
+			// ended and its completion waits for at most this call.
+			s.mu.Lock()
+			s.retryAt = time.Time{}
+			s.mu.Unlock()
 			s.flush()
 			return
 		case <-t.C:
@@ -93,28 +106,46 @@ func (s *logStream) run() {
 func (s *logStream) flush() {
 	for {
 		s.mu.Lock()
-		if len(s.buf) == 0 || s.failed {
+		if len(s.buf) == 0 || s.failed || time.Now().Before(s.retryAt) {
 			s.mu.Unlock()
 			return
 		}
 		n := min(len(s.buf), hooklog.MaxChunk)
 		chunk := string(s.buf[:n])
-		s.buf = s.buf[n:]
 		s.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := s.client.Call(ctx, hooklog.OpPutHookLog, hooklog.PutHookLogInput{
 			HostCommandIdentifier: s.cmd, LifecycleEvent: s.event, Data: chunk}, nil)
 		cancel()
-		if err != nil {
-			// Refused (a server without the extension) or unreachable:
-			// stop streaming this command, so that a dead server never
-			// delays the hook's completion by more than one call.
-			s.mu.Lock()
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.buf = s.buf[n:]
+			s.backoff, s.retryAt = 0, time.Time{}
+		case refused(err):
+			// A server without the extension, or one that will not take
+			// this command's output: the central copy is lost, the
+			// deployment is not.
 			s.failed = true
-			s.mu.Unlock()
-			s.log.Debug("hook output not streamed to the server", "command", s.cmd, "err", err)
+			s.buf = nil
+		default:
+			// Unreachable or busy: the chunk stays first in line.
+			s.backoff = min(max(2*s.backoff, logFlushEvery), logRetryMax)
+			s.retryAt = time.Now().Add(s.backoff)
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Debug("hook output not streamed to the server", "command", s.cmd, "err", err, "refused", refused(err))
+			return
 		}
 	}
+}
+
+// refused reports whether the server answered err as final: an answer
+// that is not throttling or a server error.
+func refused(err error) bool {
+	var ae *protocol.APIError
+	return errors.As(err, &ae) && !ae.Retryable()
 }
 
 // Close sends what is buffered and ends the stream.

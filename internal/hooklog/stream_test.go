@@ -2,6 +2,7 @@ package hooklog_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 
 	"github.com/cutoverhq/cutover/internal/hooklog"
+	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -90,5 +92,81 @@ func TestAgentStreamsHookOutput(t *testing.T) {
 	}
 	if strings.Contains(l.Text, "the end") {
 		t.Error("output past 1 MiB was kept")
+	}
+}
+
+const outageHook = `#!/bin/sh
+echo "before $DEPLOYMENT_ID"
+while [ ! -e "$STATE_DIR/go1" ]; do sleep 0.02; done
+echo "during the outage"
+while [ ! -e "$STATE_DIR/go2" ]; do sleep 0.02; done
+echo "after the outage"
+`
+
+// TestStreamSurvivesServerOutage: output a hook prints while the server is
+// down reaches it when it is back; before, the first failed PutHookLog
+// ended the stream and the rest of the command's output never arrived.
+func TestStreamSurvivesServerOutage(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	opts := []servertest.Option{servertest.WithDataDir(t.TempDir()), func(c *server.Config) { c.Listen = addr }}
+	env := servertest.Start(t, opts...)
+	s3 := servertest.StartS3(t, "bundles")
+	etag, _ := s3.Put(t, "bundles", "talk.tar", servertest.TarBundle(t, map[string]string{"appspec.yml": streamAppspec, "talk.sh": outageHook}))
+	dir := t.TempDir()
+	env.StartAgent(t, "h1", map[string]string{"role": "talk"}, s3.URL, servertest.WithEnviron("STATE_DIR="+dir))
+	env.SetupGroup(t, "talk", "talkers", "", "role", "talk")
+	ctx := context.Background()
+	out, err := env.Client.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{ApplicationName: aws.String("talk"), DeploymentGroupName: aws.String("talkers"),
+		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeS3, S3Location: &types.S3Location{
+			Bucket: aws.String("bundles"), Key: aws.String("talk.tar"), BundleType: types.BundleTypeTar, ETag: aws.String(etag)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.DeploymentId)
+	touch := func(name string) {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { touch("go1"); touch("go2") })
+	waitLog := func(env *servertest.Env, want string) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			logs, err := env.Server.HookLogs.Read(ctx, id, "h1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(logs) == 1 && strings.Contains(logs[0].Text, want) {
+				return logs[0].Text
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%q never reached the server: %+v", want, logs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitLog(env, "before "+id)
+
+	env.Stop()
+	touch("go1")
+	// Several attempts fail meanwhile (the agent flushes every 250 ms).
+	time.Sleep(1500 * time.Millisecond)
+	env = servertest.Start(t, opts...)
+	touch("go2")
+	text := waitLog(env, "after the outage")
+	if i, j := strings.Index(text, "during the outage"), strings.Index(text, "after the outage"); i < 0 || j < i {
+		t.Errorf("output printed during the outage missing or out of order:\n%s", text)
+	}
+	if n := strings.Count(text, "during the outage"); n != 1 {
+		t.Errorf("the outage's output kept %d times:\n%s", n, text)
+	}
+	if info := env.WaitStatus(t, id, 60*time.Second, types.DeploymentStatusSucceeded, types.DeploymentStatusFailed); info.Status != types.DeploymentStatusSucceeded {
+		t.Fatalf("deployment %s", info.Status)
 	}
 }
