@@ -40,19 +40,8 @@ echo "the end"
 // first 1 MiB of it, cut with the marker.
 func TestAgentStreamsHookOutput(t *testing.T) {
 	env := servertest.Start(t)
-	s3 := servertest.StartS3(t, "bundles")
-	etag, _ := s3.Put(t, "bundles", "talk.tar", servertest.TarBundle(t, map[string]string{"appspec.yml": streamAppspec, "talk.sh": streamHook}))
-	dir := t.TempDir()
-	env.StartAgent(t, "h1", map[string]string{"role": "talk"}, s3.URL, servertest.WithEnviron("STATE_DIR="+dir))
-	env.SetupGroup(t, "talk", "talkers", "", "role", "talk")
 	ctx := context.Background()
-	out, err := env.Client.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{ApplicationName: aws.String("talk"), DeploymentGroupName: aws.String("talkers"),
-		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeS3, S3Location: &types.S3Location{
-			Bucket: aws.String("bundles"), Key: aws.String("talk.tar"), BundleType: types.BundleTypeTar, ETag: aws.String(etag)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := aws.ToString(out.DeploymentId)
+	id, dir := deployTalker(t, env, streamHook)
 	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(dir, "go"), nil, 0o644) })
 
 	// While the hook waits, its first line is already on the server.
@@ -115,19 +104,8 @@ func TestStreamSurvivesServerOutage(t *testing.T) {
 	l.Close()
 	opts := []servertest.Option{servertest.WithDataDir(t.TempDir()), func(c *server.Config) { c.Listen = addr }}
 	env := servertest.Start(t, opts...)
-	s3 := servertest.StartS3(t, "bundles")
-	etag, _ := s3.Put(t, "bundles", "talk.tar", servertest.TarBundle(t, map[string]string{"appspec.yml": streamAppspec, "talk.sh": outageHook}))
-	dir := t.TempDir()
-	env.StartAgent(t, "h1", map[string]string{"role": "talk"}, s3.URL, servertest.WithEnviron("STATE_DIR="+dir))
-	env.SetupGroup(t, "talk", "talkers", "", "role", "talk")
 	ctx := context.Background()
-	out, err := env.Client.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{ApplicationName: aws.String("talk"), DeploymentGroupName: aws.String("talkers"),
-		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeS3, S3Location: &types.S3Location{
-			Bucket: aws.String("bundles"), Key: aws.String("talk.tar"), BundleType: types.BundleTypeTar, ETag: aws.String(etag)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := aws.ToString(out.DeploymentId)
+	id, dir := deployTalker(t, env, outageHook)
 	touch := func(name string) {
 		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -169,4 +147,22 @@ func TestStreamSurvivesServerOutage(t *testing.T) {
 	if info := env.WaitStatus(t, id, 60*time.Second, types.DeploymentStatusSucceeded, types.DeploymentStatusFailed); info.Status != types.DeploymentStatusSucceeded {
 		t.Fatalf("deployment %s", info.Status)
 	}
+}
+
+// deployTalker starts an agent and deploys hook as its AfterInstall
+// script; STATE_DIR in the hook's environment is the returned dir.
+func deployTalker(t *testing.T, env *servertest.Env, hook string) (id, dir string) {
+	t.Helper()
+	s3 := servertest.StartS3(t, "bundles")
+	etag, _ := s3.Put(t, "bundles", "talk.tar", servertest.TarBundle(t, map[string]string{"appspec.yml": streamAppspec, "talk.sh": hook}))
+	dir = t.TempDir()
+	env.StartAgent(t, "h1", map[string]string{"role": "talk"}, s3.URL, servertest.WithEnviron("STATE_DIR="+dir))
+	env.SetupGroup(t, "talk", "talkers", "", "role", "talk")
+	out, err := env.Client.CreateDeployment(context.Background(), &codedeploy.CreateDeploymentInput{ApplicationName: aws.String("talk"), DeploymentGroupName: aws.String("talkers"),
+		Revision: &types.RevisionLocation{RevisionType: types.RevisionLocationTypeS3, S3Location: &types.S3Location{
+			Bucket: aws.String("bundles"), Key: aws.String("talk.tar"), BundleType: types.BundleTypeTar, ETag: aws.String(etag)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.DeploymentId), dir
 }
