@@ -125,6 +125,33 @@ type agent struct {
 
 	mu      sync.Mutex
 	reached chan struct{} // closed when a poll connects again after failing
+	// handling holds the commands this agent runs or has results of still
+	// to report. A server can hand a command out again (after taking a
+	// deployment over, it re-queues the commands not acknowledged yet,
+	// and this agent's acknowledgement may be on its way): a command
+	// already here is not run a second time.
+	handling map[string]bool
+}
+
+// claim records that the agent handles command id; false if it already
+// does.
+func (a *agent) claim(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.handling[id] {
+		return false
+	}
+	if a.handling == nil {
+		a.handling = make(map[string]bool)
+	}
+	a.handling[id] = true
+	return true
+}
+
+func (a *agent) release(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.handling, id)
 }
 
 // errShutdown is the cancellation cause of running commands when the grace
@@ -270,9 +297,12 @@ func (a *agent) run(ctx context.Context) error {
 		if a.attempt(ctx, o) {
 			continue
 		}
+		id := o.c.HostCommandIdentifier
+		a.claim(id)
 		a.workers.Add(1)
 		go func() {
 			defer a.workers.Done()
+			defer a.release(id)
 			a.report(ctx, o)
 		}()
 	}
@@ -318,9 +348,16 @@ func (a *agent) run(ctx context.Context) error {
 			sleep(ctx, a.cfg.PollInterval)
 			continue
 		}
+		id := aws.ToString(hc.HostCommandIdentifier)
+		if !a.claim(id) {
+			<-a.slots
+			a.log.WarnContext(ctx, "command handed out again while this agent handles it; not run twice", "host_command_id", id, "command", aws.ToString(hc.CommandName))
+			continue
+		}
 		a.workers.Add(1)
 		go func() {
 			defer a.workers.Done()
+			defer a.release(id)
 			o := a.process(execCtx, hc)
 			// The slot is for executing; a Complete the server cannot take
 			// yet must not keep the host from its next command.

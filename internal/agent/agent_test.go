@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,17 +43,23 @@ type fakeServer struct {
 	// PutHostCommandComplete with an HTTP error status and body instead.
 	completeAnswer func(n int) (status int, body string)
 	completes      int
+	// handedAgain is closed when a command marked Again was handed out
+	// the second time; its acknowledgement waits for that.
+	handedAgain chan struct{}
 }
 
 type fakeCommand struct {
 	ID, Host, ExecID, Name string
 	AckStatus              string // "" answers InProgress
+	// Again hands the command out a second time while the agent runs it,
+	// as a server that took a deployment over may.
+	Again bool
 }
 
 type fakeSpec struct{ Format, Payload string }
 
 func newFakeServer(t *testing.T, cmds []fakeCommand, specs map[string]fakeSpec) (*fakeServer, *httptest.Server) {
-	f := &fakeServer{t: t, queue: cmds, specs: specs, done: make(chan struct{})}
+	f := &fakeServer{t: t, queue: cmds, specs: specs, done: make(chan struct{}), handedAgain: make(chan struct{})}
 	if len(cmds) == 0 {
 		close(f.done)
 	}
@@ -75,7 +82,12 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var resp any = struct{}{}
 	switch op {
 	case "PollHostCommand":
-		if !f.busy && len(f.queue) > 0 {
+		again := f.busy && len(f.queue) > 0 && f.queue[0].Again
+		if again {
+			f.queue[0].Again = false
+			close(f.handedAgain)
+		}
+		if (!f.busy || again) && len(f.queue) > 0 {
 			c := f.queue[0]
 			f.busy = true
 			resp = map[string]any{"HostCommand": map[string]any{
@@ -92,6 +104,14 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp = map[string]any{"DeploymentSystem": "CodeDeploy", "DeploymentSpecification": map[string]any{
 			"GenericEnvelope": map[string]any{"Format": s.Format, "Payload": s.Payload}}}
 	case "PutHostCommandAcknowledgement":
+		if len(f.queue) > 0 && f.queue[0].Again {
+			f.mu.Unlock()
+			select {
+			case <-f.handedAgain:
+			case <-time.After(5 * time.Second):
+			}
+			f.mu.Lock()
+		}
 		status := "InProgress"
 		if len(f.queue) > 0 && f.queue[0].AckStatus != "" {
 			status = f.queue[0].AckStatus
@@ -358,5 +378,27 @@ func TestRecoveryOnStart(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(tracking); len(entries) != 0 {
 		t.Fatalf("tracking files left: %v", entries)
+	}
+}
+
+// TestCommandHandedOutAgainRunsOnce: a command the server hands out again
+// while the agent runs it is neither acknowledged nor run a second time.
+func TestCommandHandedOutAgainRunsOnce(t *testing.T) {
+	cmds := []fakeCommand{{ID: "hc-1", Host: testHost, ExecID: "x/y/z/d1", Name: "DownloadBundle", Again: true}}
+	f, srv := newFakeServer(t, cmds, map[string]fakeSpec{"x/y/z/d1": textSpec(t, nil)})
+	runUntil(t, testConfig(t, srv.URL), f)
+	select {
+	case <-f.handedAgain:
+	default:
+		t.Fatal("the command was not handed out a second time")
+	}
+	var got []string
+	for _, c := range f.allCalls() {
+		if c.Body["HostCommandIdentifier"] == "hc-1" {
+			got = append(got, c.Op)
+		}
+	}
+	if want := []string{"PutHostCommandAcknowledgement", "PutHostCommandComplete"}; !slices.Equal(got, want) {
+		t.Errorf("calls for the command handed out twice: %v, want %v", got, want)
 	}
 }
