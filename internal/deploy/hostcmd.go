@@ -26,6 +26,13 @@ type hostCommand struct {
 	Event      string `json:"event"`
 	Account    string `json:"account"`
 	Region     string `json:"region"`
+	// TakenAt is when a poll last handed the command out (replicas). The
+	// record stays until the acknowledgement's commit removes it, so that
+	// a replica taking the deployment over does not queue it again while
+	// the agent's acknowledgement is on its way (the agent would run it
+	// twice); a command taken and never acknowledged (the poll's answer
+	// was lost with a replica) is handed out again after reofferAfter.
+	TakenAt time.Time `json:"takenAt,omitzero"`
 }
 
 // depIndex is what the agent protocol needs of a deployment without
@@ -116,10 +123,10 @@ type signedSpec struct{ format, payload string }
 const maxSpecs = 1024
 
 // take hands out the host's next queued command, once: with replicas, the
-// first poll to remove it from the store gets it. A single process (SQLite)
-// only remembers in memory what it handed out, and the record goes with the
-// acknowledgement's commit: a write transaction per handout would cost a
-// thousand-host deployment thousands of fsyncs, and after a crash the
+// first poll to mark it taken in the store gets it. A single process
+// (SQLite) only remembers in memory what it handed out, and the record goes
+// with the acknowledgement's commit: a write transaction per handout would
+// cost a thousand-host deployment thousands of fsyncs, and after a crash the
 // restart hands out again whatever was not acknowledged anyway.
 func (r *agentService) take(ctx context.Context, queue string) (hostCommand, bool, error) {
 	var items []store.Item
@@ -135,35 +142,58 @@ func (r *agentService) take(ctx context.Context, queue string) (hostCommand, boo
 		return r.takeLocal(items)
 	}
 	for _, it := range items {
+		var seen hostCommand
+		if json.Unmarshal(it.Value, &seen) == nil && r.handedRecently(seen) {
+			continue
+		}
 		// The record is read again under lock: the scan's copy may be of
-		// a command since replaced by the next one of the same deployment.
-		var b []byte
+		// a command since replaced by the next one of the same deployment,
+		// or taken by another poll.
+		var c hostCommand
+		got := false
 		err := r.cfg.Store.Update(ctx, func(tx store.Tx) error {
-			var err error
-			b, err = tx.Get(ctx, kindHostCmd, it.Key)
+			b, err := tx.Get(ctx, kindHostCmd, it.Key)
 			if isNotFound(err) {
-				b = nil
-				return nil // another poll of this host got it
+				return nil // acknowledged or replaced meanwhile
 			}
 			if err != nil {
 				return err
 			}
-			_, err = tx.Delete(ctx, kindHostCmd, it.Key)
-			return err
+			if err := json.Unmarshal(b, &c); err != nil {
+				return fmt.Errorf("queued command %s: %w", it.Key, err)
+			}
+			if r.handedRecently(c) {
+				return nil // another poll of this host got it
+			}
+			c.TakenAt = r.now()
+			b, err = json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			got = true
+			return tx.Put(ctx, kindHostCmd, it.Key, b)
 		})
 		if err != nil {
 			return hostCommand{}, false, err
 		}
-		if b == nil {
-			continue
+		if got {
+			return c, true, nil
 		}
-		var c hostCommand
-		if err := json.Unmarshal(b, &c); err != nil {
-			return hostCommand{}, false, fmt.Errorf("queued command %s: %w", it.Key, err)
-		}
-		return c, true, nil
 	}
 	return hostCommand{}, false, nil
+}
+
+// handedRecently reports whether a poll handed c out so recently that its
+// acknowledgement may still be on its way.
+func (r *agentService) handedRecently(c hostCommand) bool {
+	return !c.TakenAt.IsZero() && r.now().Sub(c.TakenAt) < reofferAfter(r.cfg.Engine.PickupTimeout)
+}
+
+// reofferAfter is how long a command handed out and not acknowledged waits
+// before it is handed out again: long enough for an acknowledgement held
+// up by a takeover, short enough to leave most of the pickup timeout.
+func reofferAfter(pickup time.Duration) time.Duration {
+	return min(30*time.Second, pickup/2)
 }
 
 func (r *agentService) takeLocal(items []store.Item) (hostCommand, bool, error) {

@@ -50,8 +50,9 @@ func hostCmdKey(queue, id string) string { return queue + " " + id }
 // changed by this step are looked at (every change stamps LastUpdated),
 // and of those only the ones whose queued command differs from what the
 // loop knows is queued (queued; nil after a resume or a failed commit:
-// then every instance is written once). It returns what is queued after
-// the transaction commits.
+// then every instance is looked at once, and a record already holding the
+// instance's command is left alone). It returns what is queued after the
+// transaction commits.
 func queueHostCommands(ctx context.Context, tx store.Tx, rec *Record, changed func(*engine.Instance) bool, queued map[int]string) (map[int]string, error) {
 	done := engine.Terminal(rec.Engine.Status)
 	known := queued != nil
@@ -72,6 +73,19 @@ func queueHostCommands(ctx context.Context, tx store.Tx, rec *Record, changed fu
 			continue
 		}
 		key := hostCmdKey(queueKey(rec.Account, rec.Region, in.HostID), rec.ID)
+		if want != "" && !known {
+			// After a takeover or a failed commit: a record of this very
+			// command stays as it is, handed out or not.
+			b, err := tx.Get(ctx, kindHostCmd, key)
+			if err != nil && !isNotFound(err) {
+				return nil, err
+			}
+			var was hostCommand
+			if err == nil && json.Unmarshal(b, &was) == nil && was.ID == want {
+				next[i] = want
+				continue
+			}
+		}
 		if want != "" {
 			c := in.Cmd
 			b, err := json.Marshal(hostCommand{ID: c.ID, Deployment: rec.ID, Host: in.HostID, Event: c.Event, Account: rec.Account, Region: rec.Region})

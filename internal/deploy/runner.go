@@ -441,8 +441,9 @@ func (r *executor) resume(rec *Record, l lease.Lease, restarted bool) {
 	r.reindex(rec)
 	var first []*request
 	if restarted {
-		// Commands handed out again get a fresh pickup clock; the commit
-		// re-queues the unacknowledged ones for their hosts.
+		// Unacknowledged commands get a fresh pickup clock; their queue
+		// records stay as they are (one an agent took keeps its handout,
+		// so that it is not run twice), missing ones are written again.
 		first = append(first, &request{ev: engine.Resumed{}})
 	}
 	r.wg.Add(1)
