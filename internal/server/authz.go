@@ -15,6 +15,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/store"
+	"github.com/cutoverhq/cutover/internal/trigger"
 )
 
 // guard puts a service behind the access check of its family and records
@@ -221,12 +222,23 @@ func migrateGrant(ctx context.Context, tx store.Tx, k keys.Key) (access.Grant, e
 	return access.Grant{Role: access.Admin}, nil
 }
 
-// startAuditPruner deletes audit entries past the retention period at
-// start and then hourly, until Close.
-func (s *Server) startAuditPruner() {
-	keep := s.cfg.AuditRetention
-	if keep <= 0 {
-		keep = 90 * 24 * time.Hour
+// startPruner deletes audit entries and ended trigger deliveries past
+// their retention at start and then hourly, until Close.
+func (s *Server) startPruner() {
+	keepAudit := s.cfg.AuditRetention
+	if keepAudit <= 0 {
+		keepAudit = 90 * 24 * time.Hour
+	}
+	keepDeliveries := s.cfg.DeliveryRetention
+	if keepDeliveries <= 0 {
+		keepDeliveries = 30 * 24 * time.Hour
+	}
+	prune := func(ctx context.Context, what string, keep time.Duration, f func(context.Context, store.Store, time.Time) (int, error)) {
+		if n, err := f(ctx, s.Store, s.cfg.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			s.log.Warn("prune "+what, "err", err)
+		} else if n > 0 {
+			s.log.Info(what+" pruned", "count", n)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -235,11 +247,8 @@ func (s *Server) startAuditPruner() {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
-			if n, err := audit.Prune(ctx, s.Store, s.cfg.Now().Add(-keep)); err != nil && ctx.Err() == nil {
-				s.log.Warn("audit prune", "err", err)
-			} else if n > 0 {
-				s.log.Info("audit entries pruned", "count", n)
-			}
+			prune(ctx, "audit entries", keepAudit, audit.Prune)
+			prune(ctx, "trigger deliveries", keepDeliveries, trigger.Prune)
 			select {
 			case <-ctx.Done():
 				return

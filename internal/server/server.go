@@ -109,6 +109,9 @@ type Config struct {
 	S3AutoBucket bool
 	// AuditRetention is how long audit entries are kept; default 90 days.
 	AuditRetention time.Duration
+	// DeliveryRetention is how long trigger deliveries that ended
+	// (Delivered or Failed) are kept; default 30 days.
+	DeliveryRetention time.Duration
 
 	// TriggersConfig maps SNS topic ARNs to webhooks (trigger.File);
 	// AlarmsConfig defines alarms (alarm.File). AlarmPollInterval, when
@@ -268,7 +271,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.startAuditPruner()
+	s.startPruner()
 	s.startObservers(ctx)
 
 	verifier := &sigv4.Verifier{

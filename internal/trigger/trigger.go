@@ -556,3 +556,50 @@ func slackText(d *Delivery) string {
 	}
 	return s
 }
+
+// Prune deletes the deliveries that ended (Delivered or Failed) before
+// before, with their once-only markers, and reports how many went. Pending
+// ones stay whatever their age: they are still owed.
+func Prune(ctx context.Context, st store.Store, before time.Time) (int, error) {
+	total, after := 0, ""
+	for {
+		var items []store.Item
+		err := st.View(ctx, func(tx store.Tx) error {
+			var err error
+			items, err = tx.Scan(ctx, kindDelivery, "", after, 500)
+			return err
+		})
+		if err != nil || len(items) == 0 {
+			return total, err
+		}
+		after = items[len(items)-1].Key
+		var old []Delivery
+		for _, it := range items {
+			var d Delivery
+			if json.Unmarshal(it.Value, &d) != nil || d.Status == StatusPending || !d.Created.Before(before) {
+				continue
+			}
+			old = append(old, d)
+		}
+		if len(old) > 0 {
+			err = st.Update(ctx, func(tx store.Tx) error {
+				for _, d := range old {
+					if _, err := tx.Delete(ctx, kindDelivery, d.Key); err != nil {
+						return err
+					}
+					if _, err := tx.Delete(ctx, kindOnce, d.DeploymentID+"/"+d.Event+"/"+d.Instance+"/"+d.Trigger); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return total, err
+			}
+			total += len(old)
+		}
+		if len(items) < 500 {
+			return total, nil
+		}
+	}
+}
