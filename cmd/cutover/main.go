@@ -19,6 +19,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/server"
+	"github.com/cutoverhq/cutover/internal/store/postgres"
 )
 
 const usage = `cutover — self-hosted deployments that speak the AWS CodeDeploy API
@@ -116,7 +117,8 @@ type serverFlags struct {
 	s3                                                   s3Flags
 	observe                                              observeFlags
 	tls                                                  tlsFlags
-	hookLogRetention                                     time.Duration
+	hookLogRetention, auditRetention, deliveryRetention  time.Duration
+	databaseMaxConns                                     int
 }
 
 func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault string) {
@@ -142,6 +144,9 @@ func (f *serverFlags) declare(fs *flag.FlagSet, listenDefault, dataDirDefault st
 	f.observe.declare(fs)
 	f.tls.declare(fs)
 	fs.DurationVar(&f.hookLogRetention, "hook-log-retention", 7*24*time.Hour, "how long the hook output agents stream is kept")
+	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit log entries are kept")
+	fs.DurationVar(&f.deliveryRetention, "delivery-retention", 30*24*time.Hour, "how long trigger deliveries that ended are kept")
+	fs.IntVar(&f.databaseMaxConns, "database-max-conns", postgres.MaxConns, "most connections this replica opens to PostgreSQL")
 }
 
 func (f *serverFlags) config(logger *slog.Logger) server.Config {
@@ -149,6 +154,9 @@ func (f *serverFlags) config(logger *slog.Logger) server.Config {
 		Listen:              f.listen,
 		DataDir:             f.dataDir,
 		Database:            f.database,
+		DatabaseMaxConns:    f.databaseMaxConns,
+		AuditRetention:      f.auditRetention,
+		DeliveryRetention:   f.deliveryRetention,
 		TLSCert:             f.tlsCert,
 		TLSKey:              f.tlsKey,
 		RootAccessKeyID:     os.Getenv("CUTOVER_ROOT_ACCESS_KEY_ID"),

@@ -54,6 +54,9 @@ type Config struct {
 	Listen   string // host:port; default 127.0.0.1:8443
 	DataDir  string // SQLite database, server key, spec-signing certificate
 	Database string // postgres://… to use PostgreSQL instead of SQLite
+	// DatabaseMaxConns bounds this replica's PostgreSQL connections;
+	// default postgres.MaxConns.
+	DatabaseMaxConns int
 	// TLSCert and TLSKey serve HTTPS with a certificate of your own.
 	// Without them the server serves HTTPS with a certificate from its own
 	// CA, kept in DataDir (see internal/tlsca), unless InsecureHTTP.
@@ -230,6 +233,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	st, err := OpenStore(ctx, cfg.DataDir, cfg.Database)
 	if err != nil {
 		return nil, err
+	}
+	if pg, ok := st.(*postgres.DB); ok && cfg.DatabaseMaxConns > 0 {
+		pg.SetMaxConns(cfg.DatabaseMaxConns)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, Store: st, sealer: sealer}
 	s.closers = append(s.closers, st.Close)

@@ -69,11 +69,12 @@ type DB struct {
 
 var _ store.Store = (*DB)(nil)
 
-// MaxConns bounds the connections one process (one replica) opens to
-// PostgreSQL. Unbounded, thousands of agents' long polls each took one at
-// once and the server refused connections past max_connections, failing
-// polls with 500s; bounded, a request waits for a free connection. Three
-// replicas stay within PostgreSQL's default max_connections (100).
+// MaxConns is the default bound on the connections one process (one
+// replica) opens to PostgreSQL. Unbounded, thousands of agents' long polls
+// each took one at once and the server refused connections past
+// max_connections, failing polls with 500s; bounded, a request waits for a
+// free connection. Three replicas stay within PostgreSQL's default
+// max_connections (100). SetMaxConns changes it.
 const MaxConns = 30
 
 // Open connects to the database at url (a postgres:// URL or key=value
@@ -101,6 +102,17 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	return &DB{db: pool}, nil
 }
+
+// SetMaxConns sets the bound on open connections (n > 0): raise it for a
+// PostgreSQL with more max_connections per replica, lower it to fit more
+// replicas.
+func (d *DB) SetMaxConns(n int) {
+	d.db.DB.SetMaxOpenConns(n)
+	d.db.DB.SetMaxIdleConns(n)
+}
+
+// Stats reports the connection pool's state.
+func (d *DB) Stats() sql.DBStats { return d.db.DB.Stats() }
 
 func migrate(ctx context.Context, db *sql.DB) (int, error) {
 	fsys, err := fs.Sub(migrations, "migrations")
