@@ -27,6 +27,9 @@ const kind = "accesskey"
 // ErrNotFound is returned for unknown or revoked keys.
 var ErrNotFound = errors.New("keys: access key not found")
 
+// ErrRevoked is the ErrNotFound of a key that exists and was revoked.
+var ErrRevoked = fmt.Errorf("%w (revoked)", ErrNotFound)
+
 // Sealer seals secrets at rest; internal/secretbox provides it.
 type Sealer interface {
 	Seal(plaintext []byte, context string) (string, error)
@@ -275,8 +278,11 @@ func (m *Manager) lookup(ctx context.Context, id string) (Key, string, error) {
 	if err == nil {
 		err = json.Unmarshal(b, &k)
 	}
-	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Revoked) {
+	if errors.Is(err, store.ErrNotFound) {
 		return Key{}, "", ErrNotFound
+	}
+	if err == nil && k.Revoked {
+		return Key{}, "", ErrRevoked
 	}
 	if err != nil {
 		return Key{}, "", fmt.Errorf("read key: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/sigv4"
 )
 
@@ -13,14 +14,15 @@ import (
 // account's administrator: pipelines and test suites written for AWS
 // emulators sign with throwaway credentials such as test/test, as LocalStack
 // and moto accept. Keys the server knows are still verified, so an agent's
-// key keeps identifying its instance. `cutover server` has no way to set it.
+// key keeps identifying its instance, and a revoked key stays refused.
+// `cutover server` has no way to set it.
 func (s *Server) keyLookup() func(context.Context, string) (sigv4.Credentials, error) {
 	if !s.cfg.Open {
 		return s.lookupKey
 	}
 	return func(ctx context.Context, id string) (sigv4.Credentials, error) {
 		c, err := s.lookupKey(ctx, id)
-		if !errors.Is(err, sigv4.ErrUnknownKey) {
+		if !errors.Is(err, sigv4.ErrUnknownKey) || errors.Is(err, keys.ErrRevoked) {
 			return c, err
 		}
 		return sigv4.Credentials{

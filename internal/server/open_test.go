@@ -58,6 +58,17 @@ func TestOpenMode(t *testing.T) {
 		})
 	}
 
+	// A key the server revoked is refused, not taken for a throwaway one.
+	viewer, err := env.Server.Keys.Create(ctx, "viewer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Server.Keys.Revoke(ctx, viewer.AccessKeyID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client(env, viewer.AccessKeyID, viewer.SecretAccessKey).ListApplications(ctx, &codedeploy.ListApplicationsInput{})
+	checkAPIError(t, err, "UnrecognizedClientException", 403, "")
+
 	// Malformed or missing signatures, sent raw: these are what open mode
 	// must still refuse.
 	stamp := time.Now().UTC()

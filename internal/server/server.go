@@ -427,7 +427,7 @@ func (s *Server) pageKey(ctx context.Context) ([]byte, error) {
 func (s *Server) lookupKey(ctx context.Context, id string) (sigv4.Credentials, error) {
 	k, secret, err := s.Keys.Lookup(ctx, id)
 	if errors.Is(err, keys.ErrNotFound) {
-		return sigv4.Credentials{}, sigv4.ErrUnknownKey
+		return sigv4.Credentials{}, fmt.Errorf("%w: %w", sigv4.ErrUnknownKey, err)
 	}
 	if err != nil {
 		return sigv4.Credentials{}, err
