@@ -83,6 +83,30 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.D
 	}
 }
 
+// mouseAction clicks an action button with the mouse, as a person does. A
+// click lands at coordinates read just before it, so a re-render in
+// between can make it miss; the page says at once when an action is sent
+// (#action-result), so a click that left no word is made again.
+func mouseAction(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	for try := 1; ; try++ {
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID(id))); err != nil {
+			t.Fatal(err)
+		}
+		tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := chromedp.Run(tctx, chromedp.Poll[chromedp.Void](`document.getElementById("action-result").textContent !== ""`, chromedp.WithPollingInterval(20*time.Millisecond)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 3 {
+			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#main")))
+			t.Fatalf("three mouse clicks on #%s sent nothing\npage: %s", id, text)
+		}
+		t.Logf("mouse click on #%s sent nothing; clicking again", id)
+	}
+}
+
 // TestDashboardBlueGreen signs in with an access key, watches a blue/green
 // deployment reach Ready live, reads the hook logs, clicks Continue and
 // sees the traffic panel move to the green hosts; it measures the latency
@@ -155,9 +179,7 @@ func TestDashboardBlueGreen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("btn-continue"))); err != nil {
-		t.Fatal(err)
-	}
+	mouseAction(t, ctx, "btn-continue")
 	waitJS(t, ctx, "traffic moved to green", `document.querySelector(".serving-list[data-tg=web]").textContent === "green-1 green-2"`, 60*time.Second)
 	waitJS(t, ctx, "status Succeeded", `document.getElementById("status").textContent === "Succeeded"`, 60*time.Second)
 	screenshot(t, ctx, "deployment-succeeded")
