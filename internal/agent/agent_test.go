@@ -46,6 +46,10 @@ type fakeServer struct {
 	// handedAgain is closed when a command marked Again was handed out
 	// the second time; its acknowledgement waits for that.
 	handedAgain chan struct{}
+	// ackAnswer, when set, may answer the n-th (from 1) acknowledgement
+	// with an HTTP error status and body instead.
+	ackAnswer func(n int) (status int, body string)
+	acks      int
 }
 
 type fakeCommand struct {
@@ -104,6 +108,10 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp = map[string]any{"DeploymentSystem": "CodeDeploy", "DeploymentSpecification": map[string]any{
 			"GenericEnvelope": map[string]any{"Format": s.Format, "Payload": s.Payload}}}
 	case "PutHostCommandAcknowledgement":
+		f.acks++
+		if f.answerError(w, f.ackAnswer, f.acks) {
+			return
+		}
 		if len(f.queue) > 0 && f.queue[0].Again {
 			f.mu.Unlock()
 			select {
@@ -122,14 +130,8 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case "PutHostCommandComplete":
 		f.completes++
-		if f.completeAnswer != nil {
-			if status, body := f.completeAnswer(f.completes); status != 0 {
-				f.mu.Unlock()
-				w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-				w.WriteHeader(status)
-				_, _ = io.WriteString(w, body)
-				return
-			}
+		if f.answerError(w, f.completeAnswer, f.completes) {
+			return
 		}
 		if f.busy && len(f.queue) > 0 && body["HostCommandIdentifier"] == f.queue[0].ID {
 			f.next()
@@ -138,6 +140,23 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// answerError answers the n-th call with answer's error, if it gives one,
+// and reports whether it did (then f.mu is released); f.mu is held.
+func (f *fakeServer) answerError(w http.ResponseWriter, answer func(n int) (int, string), n int) bool {
+	if answer == nil {
+		return false
+	}
+	status, body := answer(n)
+	if status == 0 {
+		return false
+	}
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+	return true
 }
 
 // next moves to the following command; f.mu is held.
@@ -400,5 +419,50 @@ func TestCommandHandedOutAgainRunsOnce(t *testing.T) {
 	}
 	if want := []string{"PutHostCommandAcknowledgement", "PutHostCommandComplete"}; !slices.Equal(got, want) {
 		t.Errorf("calls for the command handed out twice: %v, want %v", got, want)
+	}
+}
+
+// TestAcknowledgementRetried: while the server answers 503 (restarting,
+// failing over) the agent retries the acknowledgement, then runs the
+// command once; a refused acknowledgement fails it at once.
+func TestAcknowledgementRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answer   func(n int) (int, string)
+		wantAcks int
+		want     string
+	}{
+		// Six answers: past the client's own three retries.
+		{"busy six times", func(n int) (int, string) {
+			if n <= 6 {
+				return 503, `{"__type":"ServiceUnavailableException","message":"restarting"}`
+			}
+			return 0, ""
+		}, 7, "PutHostCommandComplete[Succeeded 0 Succeeded: ]"},
+		{"refused", func(int) (int, string) {
+			return 400, `{"__type":"ClientException","message":"command does not belong to this host"}`
+		}, 1, "PutHostCommandComplete[Failed 5 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmds := []fakeCommand{{ID: "hc-1", Host: testHost, ExecID: "x/y/z/d1", Name: "DownloadBundle"}}
+			f, srv := newFakeServer(t, cmds, map[string]fakeSpec{"x/y/z/d1": textSpec(t, nil)})
+			f.ackAnswer = tc.answer
+			runUntil(t, testConfig(t, srv.URL), f)
+			var got []string
+			for _, s := range summary(t, f.allCalls()) {
+				if strings.HasPrefix(s, "PutHostCommand") {
+					got = append(got, s)
+				}
+			}
+			acks := 0
+			for _, s := range got {
+				if strings.HasPrefix(s, "PutHostCommandAcknowledgement") {
+					acks++
+				}
+			}
+			if acks != tc.wantAcks || len(got) != acks+1 || !strings.HasPrefix(got[len(got)-1], tc.want) {
+				t.Errorf("calls %q; want %d acknowledgements then %s", got, tc.wantAcks, tc.want)
+			}
+		})
 	}
 }

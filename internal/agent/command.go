@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -107,7 +108,13 @@ func (a *agent) process(ctx context.Context, hc *commands.HostCommandInstance) *
 	}
 	p.hcid = hcid
 
-	status, err := a.acknowledge(ctx, hcid, p.noop)
+	status, err := a.acknowledgeRetrying(ctx, log, hcid, p.noop)
+	if err != nil && ctx.Err() != nil {
+		// Shut down before the server heard of it: it hands the command
+		// out again (or fails it at its pickup timeout); nothing ran.
+		log.WarnContext(ctx, "acknowledgement not sent before shutdown; the command did not run", "err", err)
+		return nil
+	}
 	if err != nil {
 		log.ErrorContext(ctx, "acknowledgement failed", "err", err)
 		return a.finish(ctx, log, hcid, spec.DeploymentID, name, failure(err))
@@ -176,6 +183,31 @@ func (a *agent) fetchSpec(ctx context.Context, hc *commands.HostCommandInstance)
 		return nil, err
 	}
 	return deployspec.Parse(data)
+}
+
+// ackRetryFor bounds how long an acknowledgement is retried while the
+// server cannot be reached or is busy: by then the default pickup timeout
+// has failed the event anyway.
+const ackRetryFor = 5 * time.Minute
+
+// acknowledgeRetrying acknowledges a command, retrying with the Completes'
+// backoff while the server is unreachable or busy (a server restarting or
+// a replica failing over), so that an outage between poll and ack does
+// not fail a command that never ran. Only an answer that refuses the
+// acknowledgement, or ackRetryFor, ends it with an error.
+func (a *agent) acknowledgeRetrying(ctx context.Context, log *slog.Logger, hcid string, noop bool) (string, error) {
+	start := time.Now()
+	for n := 1; ; n++ {
+		status, err := a.acknowledge(ctx, hcid, noop)
+		if err == nil || rejected(err) || time.Since(start) > ackRetryFor {
+			return status, err
+		}
+		d := completeBackoff(n)
+		log.WarnContext(ctx, "cannot acknowledge command; will retry", "err", err, "attempts", n, "retry_in", d)
+		if !a.waitRetry(ctx, d) {
+			return "", err
+		}
+	}
 }
 
 func (a *agent) acknowledge(ctx context.Context, hcid string, noop bool) (string, error) {
