@@ -212,6 +212,9 @@ func (s *Server) UpdateApplication(ctx context.Context, in *cd.UpdateApplication
 				return err
 			}
 		}
+		if s.OnRename != nil {
+			return s.OnRename(ctx, tx, sc.Account, sc.Region, old, "", name, "")
+		}
 		return nil
 	})
 }

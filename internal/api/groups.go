@@ -248,7 +248,13 @@ func (s *Server) UpdateDeploymentGroup(ctx context.Context, in *cd.UpdateDeploym
 			if _, err := tx.Delete(ctx, kindGroup, groupKey(sc, app, cur)); err != nil {
 				return err
 			}
-			return moveTags(ctx, tx, sc.groupArn(app, cur), sc.groupArn(app, name))
+			if err := moveTags(ctx, tx, sc.groupArn(app, cur), sc.groupArn(app, name)); err != nil {
+				return err
+			}
+			if s.OnRename != nil {
+				return s.OnRename(ctx, tx, sc.Account, sc.Region, app, cur, app, name)
+			}
+			return nil
 		}
 		return putJSON(ctx, tx, kindGroup, groupKey(sc, app, name), g)
 	})

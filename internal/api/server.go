@@ -67,6 +67,11 @@ type Server struct {
 	// OnDeleteApplication removes an application's deployment records in
 	// DeleteApplication's transaction.
 	OnDeleteApplication func(ctx context.Context, tx store.Tx, account, region, app string) error
+	// OnRename follows a renamed application (group "": all its groups)
+	// or deployment group in the deployments' records, in the renaming
+	// transaction, so that listing by the new names and access checks of
+	// keys limited to applications find the deployments made before.
+	OnRename func(ctx context.Context, tx store.Tx, account, region, app, group, newApp, newGroup string) error
 	// Destinations, if set, refuses trigger topics and alarms the server
 	// does not know (Create/UpdateDeploymentGroup).
 	Destinations Destinations

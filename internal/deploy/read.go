@@ -505,6 +505,31 @@ func (r *Runner) PutLifecycleEventHookExecutionStatus(ctx context.Context, in *c
 	return nil, awsjson.Errorf("UnsupportedActionForDeploymentTypeException", "Lifecycle hook execution statuses apply to Lambda and ECS deployments; %s is a Server deployment.", id)
 }
 
+// RenameDeployments points the deployment index of an application's
+// deployments (group "": of all its groups) or of one group's at their new
+// names. The deployments' own records keep the names they were created
+// under (GetDeployment shows them), as their driving loops own them.
+func (r *Runner) RenameDeployments(ctx context.Context, tx store.Tx, account, region, app, group, newApp, newGroup string) error {
+	scope := api.ScopeKey(account, region)
+	idx, err := tx.Scan(ctx, kindDepIndex, scope, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, it := range idx {
+		a, g, _ := strings.Cut(string(it.Value), "/")
+		if a != app || (group != "" && g != group) {
+			continue
+		}
+		if group != "" {
+			g = newGroup
+		}
+		if err := tx.Put(ctx, kindDepIndex, it.Key, []byte(newApp+"/"+g)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DeleteApplicationDeployments removes the records of an application's
 // completed deployments (DeleteApplication removes its deployment history,
 // as on AWS). Active deployments keep running to their end: their group

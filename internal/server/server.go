@@ -395,6 +395,7 @@ func (s *Server) startRunner(ctx context.Context) error {
 	})
 	s.API.Deployments = s.Runner
 	s.API.OnDeleteApplication = s.Runner.DeleteApplicationDeployments
+	s.API.OnRename = s.Runner.RenameDeployments
 	if err := s.Runner.Start(ctx); err != nil {
 		return err
 	}
