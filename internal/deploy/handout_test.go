@@ -112,7 +112,7 @@ func rawHost(t *testing.T, env *servertest.Env) (agent.OnPremConfig, *protocol.C
 // acknowledged (the poll's answer was lost with the replica that sent it)
 // is handed out again, after half the pickup timeout, not left to fail.
 func TestUnacknowledgedHandoutOfferedAgain(t *testing.T) {
-	const pickup = 4 * time.Second
+	const pickup = 10 * time.Second
 	env := startReplicas(t, 1, func(c *server.Config) { c.PollWait = 300 * time.Millisecond; c.PickupTimeout = pickup })[0]
 	_, _, poll := rawHost(t, env)
 	e := &e2e{env: env, s3: startS3(t)}
