@@ -83,6 +83,15 @@ func TestFlagsAnywhere(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "early") {
 		t.Fatalf("keys --data-dir=D list: %d %q %s", r.code, r.stdout, r.stderr)
 	}
+	// A host key of an instance registered with an IAM session ARN.
+	const session = "arn:aws:sts::000000000000:assumed-role/CodeDeployHost/web-7"
+	r = runBin(t, env, "keys", "create", "--data-dir", data, "--user", "web-7", "--role", "host", "--instance", "web-7", "--region", "us-east-1", "--session-arn", session)
+	if r.code != 0 || !strings.Contains(r.stdout, `"Arn": "`+session+`"`) {
+		t.Fatalf("keys create --session-arn: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, env, "keys", "create", "--data-dir", data, "--user", "x", "--role", "deployer", "--session-arn", session); r.code == 0 || !strings.Contains(r.stderr, "only host keys") {
+		t.Fatalf("a deployer key with --session-arn: %d %s", r.code, r.stderr)
+	}
 	if _, err := os.Stat(other); !os.IsNotExist(err) {
 		t.Fatalf("the environment's data dir was used although --data-dir was given: %v", err)
 	}

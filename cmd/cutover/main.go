@@ -288,12 +288,13 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	s := newSettings("keys " + sub)
 	dataDir, database := storeFlags(s.fs)
-	var user, account *string
+	var user, account, session *string
 	var grant grantOptions
 	switch sub {
 	case "create":
 		user = s.fs.String("user", "", "user name")
 		account = s.fs.String("account", keys.DefaultAccount, "12-digit account id")
+		session = s.fs.String("session-arn", "", "--role host: sign as this IAM session (the instance's iamSessionArn) instead of as user --user")
 		grant = grantFlags(s.fs)
 	case "revoke":
 		s.args = "ACCESS_KEY_ID"
@@ -320,7 +321,7 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c, err := m.CreateKey(ctx, keys.Spec{User: *user, Account: *account, Grant: g})
+		c, err := m.CreateKey(ctx, keys.Spec{User: *user, Account: *account, Grant: g, SessionArn: *session})
 		auditLocal(ctx, m.Store, "CreateAccessKey", []string{"user:" + *user, "role:" + string(g.Role)}, err)
 		if err != nil {
 			return err

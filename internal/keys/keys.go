@@ -56,7 +56,15 @@ type Spec struct {
 	User    string
 	Account string // DefaultAccount when empty
 	Grant   access.Grant
+	// SessionArn makes a host key sign as an IAM role session
+	// (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION) instead of as user
+	// User: the key of an instance registered with an IAM session ARN.
+	SessionArn string
 }
+
+// sessionArn is an STS assumed-role session ARN (the form
+// RegisterOnPremisesInstance takes as iamSessionArn).
+var sessionArn = regexp.MustCompile(`^arn:aws:sts::(\d{12}):assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{2,64}$`)
 
 // Created is what a new key shows once: the only time its secret is seen.
 type Created struct {
@@ -155,11 +163,24 @@ func (m *Manager) newKey(spec Spec, id, secret string) (Key, string, error) {
 	if err := spec.Grant.Validate(); err != nil {
 		return Key{}, "", err
 	}
+	arn := UserArn(acct, spec.User)
+	if spec.SessionArn != "" {
+		parts := sessionArn.FindStringSubmatch(spec.SessionArn)
+		switch {
+		case spec.Grant.Role != access.Host:
+			return Key{}, "", errors.New("only host keys sign as an IAM session")
+		case parts == nil:
+			return Key{}, "", fmt.Errorf("invalid IAM session ARN %q: arn:aws:sts::<account>:assumed-role/<role>/<session>", spec.SessionArn)
+		case parts[1] != acct:
+			return Key{}, "", fmt.Errorf("the IAM session ARN belongs to account %s, the key to %s", parts[1], acct)
+		}
+		arn = spec.SessionArn
+	}
 	sealed, err := m.Sealer.Seal([]byte(secret), kind+":"+id)
 	if err != nil {
 		return Key{}, "", fmt.Errorf("seal secret: %w", err)
 	}
-	return Key{AccessKeyID: id, Account: acct, UserName: spec.User, Arn: UserArn(acct, spec.User), Created: m.now(), Sealed: sealed, Grant: spec.Grant}, secret, nil
+	return Key{AccessKeyID: id, Account: acct, UserName: spec.User, Arn: arn, Created: m.now(), Sealed: sealed, Grant: spec.Grant}, secret, nil
 }
 
 func insertKey(ctx context.Context, tx store.Tx, k Key) error {
