@@ -170,6 +170,12 @@ func TestDashboardBlueGreen(t *testing.T) {
 		t.Errorf("phase %q while Ready, want ready", phase)
 	}
 	screenshot(t, ctx, "deployment-ready")
+	// The wide lifecycle grid scrolls inside its card; the page itself
+	// never scrolls sideways (it did, as seen on the screenshots).
+	if w := evalNumber(t, ctx, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+		wide, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 8).map(e => e.tagName + "#" + e.id + "." + e.className + " " + Math.round(e.getBoundingClientRect().right)).join("; ")`))
+		t.Errorf("the page is %v px wider than the window: %s", w, wide)
+	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('#grid tr[data-target="green-1"] td.ev[data-event="AfterInstall"]').click(); document.getElementById("grid").scrollIntoView()`)); err != nil {
 		t.Fatal(err)
 	}
