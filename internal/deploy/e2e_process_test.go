@@ -73,7 +73,10 @@ func startProc(t testing.TB, logPath string, env []string, name string, args ...
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a test binary killed by its -timeout runs no cleanup;
+	// without it the servers it started lived on (found orphaned after
+	// a timed-out run, holding their ports).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

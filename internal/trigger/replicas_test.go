@@ -53,10 +53,7 @@ func TestTriggersReplicasDeliverOnceAndPrune(t *testing.T) {
 	if got := rcv.received(); len(got) != 5 {
 		t.Fatalf("received %d notifications from three replicas, want exactly 5", len(got))
 	}
-	log, err := trigger.Deliveries(ctx, env.Server.Store, id, 0)
-	if err != nil || len(log) != 5 {
-		t.Fatalf("delivery log %d %v", len(log), err)
-	}
+	waitDelivered(t, env, id, 5)
 
 	// A second deployment while the receiver is down: its deliveries stay
 	// pending, and pruning leaves them.
@@ -86,19 +83,7 @@ func TestTriggersReplicasDeliverOnceAndPrune(t *testing.T) {
 	// at start (and hourly after).
 	rcv.setDown(false)
 	rcv.waitFor(t, 10)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		log2, err := trigger.Deliveries(ctx, env.Server.Store, id2, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.ContainsFunc(log2, func(d trigger.Delivery) bool { return d.Status != trigger.StatusDelivered }) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries not recorded Delivered: %+v", log2)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDelivered(t, env, id2, 5)
 	servertest.Start(t, withTriggers(cfg), servertest.WithDatabase(url), func(c *server.Config) {
 		c.ReplicaID = "replica-short"
 		c.DeliveryRetention = time.Millisecond
@@ -113,6 +98,25 @@ func TestTriggersReplicasDeliverOnceAndPrune(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d deliveries left 10 s after a server with 1 ms retention started", len(log2))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitDelivered waits until a deployment's n deliveries are all recorded
+// Delivered (the receiver has them a moment before the record says so).
+func waitDelivered(t *testing.T, env *servertest.Env, id string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		log, err := trigger.Deliveries(context.Background(), env.Server.Store, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(log) == n && !slices.ContainsFunc(log, func(d trigger.Delivery) bool { return d.Status != trigger.StatusDelivered }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries of %s not all recorded Delivered: %+v", id, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
