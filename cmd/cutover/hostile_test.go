@@ -31,6 +31,8 @@ func startChild(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuf
 	cmd := exec.Command(cutoverBin, args...)
 	cmd.Env = cleanEnv(env...)
 	out := &syncBuffer{}
+	// Dies with the test binary, even one killed by its -timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -87,6 +87,8 @@ func TestIdleFleetReplicas(t *testing.T) {
 		cmd := exec.Command(bin, "server", "--listen", addr, "--data-dir", dir, "--database", url, "--log-level", "warn", "--insecure-http")
 		cmd.Env = append(os.Environ(), "CUTOVER_ROOT_ACCESS_KEY_ID="+rootKey, "CUTOVER_ROOT_SECRET_ACCESS_KEY="+rootSecret,
 			"CUTOVER_SERVER_KEY="+hex.EncodeToString(key), fmt.Sprint("CUTOVER_REPLICA_ID=replica-", i))
+		// Dies with the test binary, even one killed by its -timeout.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
