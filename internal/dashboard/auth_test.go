@@ -143,6 +143,9 @@ func TestKeyMayDoWhatTheAPIAllows(t *testing.T) {
 	if st, m, _ := c.do("GET", "/ui/events", "", nil); st != http.StatusBadRequest || m["__type"] != "AccessDeniedException" {
 		t.Errorf("host key's event stream: %d %v", st, m)
 	}
+	if st, m, _ := c.do("POST", "/ui/api/GetDeploymentGroupFleet", `{"applicationName":"a","deploymentGroupName":"g"}`, hdr); st != http.StatusBadRequest || m["__type"] != "AccessDeniedException" {
+		t.Errorf("host key reading a group's fleet: %d %v", st, m)
+	}
 	if st, m, _ := c.do("GET", "/ui/logs?deployment=d-NOSUCH000", "", nil); st != http.StatusBadRequest || m["__type"] != "AccessDeniedException" {
 		t.Errorf("host key reading logs: %d %v", st, m)
 	}

@@ -244,6 +244,15 @@ func TestDashboardBlueGreen(t *testing.T) {
 	waitJS(t, ctx, "traffic still on green", `document.querySelector(".serving-list[data-tg=web]").textContent === "green-1 green-2"`, 20*time.Second)
 	screenshot(t, ctx, "deployment-stopped")
 
+	// The application page shows each group's fleet now: the green hosts
+	// (the bootstrap deployment's blue ones were replaced), not what the
+	// tag filters of the group's configuration say.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`location.hash = "#/app/`+servertest.BGApp+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the group's fleet", `(document.querySelector('#groups td.fleet[data-group="`+servertest.BGGroup+`"]')||{}).textContent === "green-1 green-2"`, 20*time.Second)
+	screenshot(t, ctx, "groups-fleet")
+
 	samples, err := chromedp.Run(ctx, chromedp.Evaluate[[]struct {
 		ChangedAt float64 `json:"changedAt"`
 		DomAt     float64 `json:"domAt"`

@@ -70,6 +70,9 @@ var ops = map[string]bool{
 	"BatchGetDeploymentGroups": true, "ListDeployments": true, "BatchGetDeployments": true,
 	"GetDeployment": true, "ListDeploymentTargets": true, "BatchGetDeploymentTargets": true,
 	"ContinueDeployment": true, "StopDeployment": true,
+	// Cutover's admin read of a group's current fleet (Config.Serve
+	// routes it to the admin API, checked as a CodeDeploy read).
+	"GetDeploymentGroupFleet": true,
 }
 
 // Config configures a Handler.

@@ -45,8 +45,16 @@ func (s *Server) newDashboard(auth authenticator) *dashboard.Handler {
 	if s.Traffic != nil {
 		members = s.Traffic.Members
 	}
+	codedeploy, admin := s.guard(access.CodeDeploy, s.API.Serve), s.guard(access.AdminAPI, s.serveAdmin)
 	return dashboard.New(dashboard.Config{
-		Serve: s.guard(access.CodeDeploy, s.API.Serve),
+		Serve: func(ctx context.Context, op string, body []byte) (any, error) {
+			// The fleet is an admin read: the guard checks it as the
+			// CodeDeploy reads (adminReads), so read-only keys see it.
+			if adminReads[op] {
+				return admin(ctx, op, body)
+			}
+			return codedeploy(ctx, op, body)
+		},
 		Lookup: func(ctx context.Context, id string) (awsjson.Caller, string, error) {
 			c, err := s.lookupKey(ctx, id)
 			if errors.Is(err, sigv4.ErrUnknownKey) {

@@ -114,13 +114,19 @@ async function application(app, filters) {
   crumbs(["Applications", "#/"], [app, "#/app/" + encodeURIComponent(app)]);
   const groups = (await api("ListDeploymentGroups", { applicationName: app })).deploymentGroups || [];
   const gbox = el("div", { class: "card" }, el("h2", {}, "Deployment groups"));
-  const gt = el("table", { id: "groups" }, el("tr", {}, el("th", {}, "Group"), el("th", {}, "Type"), el("th", {}, "Config"), el("th", {}, "Target groups")));
+  const gt = el("table", { id: "groups" }, el("tr", {}, el("th", {}, "Group"), el("th", {}, "Type"), el("th", {}, "Config"), el("th", {}, "Target groups"), el("th", {}, "Fleet now")));
   if (groups.length) {
     const infos = (await api("BatchGetDeploymentGroups", { applicationName: app, deploymentGroupNames: groups })).deploymentGroupsInfo || [];
     for (const g of infos) {
       const tgs = ((g.loadBalancerInfo || {}).targetGroupInfoList || []).map((t) => t.name).join(", ");
+      // The instances the group deploys to now: after a blue/green
+      // deployment they are the replacements, whatever the tag filters say.
+      const fleet = el("td", { class: "fleet", "data-group": g.deploymentGroupName }, "…");
+      api("GetDeploymentGroupFleet", { applicationName: app, deploymentGroupName: g.deploymentGroupName })
+        .then((f) => { fleet.textContent = (f.instances || []).join(" ") || "none"; if ((f.retired || []).length) fleet.title = "retired: " + f.retired.join(" "); })
+        .catch((e) => { fleet.textContent = "–"; fleet.title = e.message; });
       gt.append(el("tr", {}, el("td", {}, el("a", { href: "#/app/" + encodeURIComponent(app) + "?group=" + encodeURIComponent(g.deploymentGroupName) }, g.deploymentGroupName)),
-        el("td", {}, (g.deploymentStyle || {}).deploymentType || "IN_PLACE"), el("td", {}, g.deploymentConfigName || ""), el("td", {}, tgs)));
+        el("td", {}, (g.deploymentStyle || {}).deploymentType || "IN_PLACE"), el("td", {}, g.deploymentConfigName || ""), el("td", {}, tgs), fleet));
     }
   }
   gbox.append(gt);
