@@ -15,11 +15,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/background"
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/engine"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
@@ -54,9 +54,7 @@ type Monitor struct {
 	log  *slog.Logger
 	defs map[string]Definition
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	poller background.Task
 }
 
 // New returns a monitor; Start runs its poll loop.
@@ -99,13 +97,7 @@ func deref(p *string) string {
 
 // Start runs the poll loop until Close.
 func (m *Monitor) Start(ctx context.Context) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.mu.Lock()
-	m.cancel, m.done = cancel, make(chan struct{})
-	done := m.done
-	m.mu.Unlock()
-	go func() {
-		defer close(done)
+	m.poller.Start(ctx, func(ctx context.Context) {
 		t := time.NewTicker(m.cfg.File.PollInterval)
 		defer t.Stop()
 		for {
@@ -116,18 +108,12 @@ func (m *Monitor) Start(ctx context.Context) {
 			}
 			m.Poll(ctx)
 		}
-	}()
+	})
 }
 
 // Close stops the poll loop and waits for it.
 func (m *Monitor) Close() error {
-	m.mu.Lock()
-	cancel, done := m.cancel, m.done
-	m.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	m.poller.Close()
 	return nil
 }
 

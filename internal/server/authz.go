@@ -13,6 +13,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/audit"
 	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/background"
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/trigger"
@@ -240,10 +241,8 @@ func (s *Server) startPruner() {
 			s.log.Info(what+" pruned", "count", n)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var task background.Task
+	task.Start(context.Background(), func(ctx context.Context) {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
@@ -255,8 +254,8 @@ func (s *Server) startPruner() {
 			case <-t.C:
 			}
 		}
-	}()
-	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
+	})
+	s.closers = append(s.closers, func() error { task.Close(); return nil })
 }
 
 // statusWriter remembers the status a handler answered.

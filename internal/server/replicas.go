@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
+	"github.com/cutoverhq/cutover/internal/background"
 	"github.com/cutoverhq/cutover/internal/changefeed"
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/hooklog"
@@ -73,10 +74,8 @@ func (s *Server) openFeed(ctx context.Context) error {
 // store on every replica.
 func (s *Server) followCaches() {
 	sub := s.Changes.Subscribe(keys.Kind, api.CallerKind)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var task background.Task
+	task.Start(context.Background(), func(ctx context.Context) {
 		for {
 			select {
 			case <-ctx.Done():
@@ -98,10 +97,9 @@ func (s *Server) followCaches() {
 				}
 			}
 		}
-	}()
+	})
 	s.closers = append(s.closers, func() error {
-		cancel()
-		<-done
+		task.Close()
 		sub.Close()
 		return nil
 	})

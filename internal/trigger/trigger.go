@@ -22,11 +22,11 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/cutoverhq/cutover/internal/api"
 	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/background"
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/store"
 )
@@ -95,9 +95,7 @@ type Notifier struct {
 	topics map[string]Endpoint
 	kick   chan struct{}
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	worker background.Task
 }
 
 // New returns a notifier; Start runs its delivery worker.
@@ -292,27 +290,13 @@ func Deliveries(ctx context.Context, st store.Store, id string, limit int) ([]De
 
 // Start runs the delivery worker until Close.
 func (n *Notifier) Start(ctx context.Context) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n.mu.Lock()
-	n.cancel, n.done = cancel, make(chan struct{})
-	done := n.done
-	n.mu.Unlock()
-	go func() {
-		defer close(done)
-		n.run(ctx)
-	}()
+	n.worker.Start(ctx, n.run)
 }
 
 // Close stops the worker and waits for it; undelivered notifications stay
 // in the store for the next start.
 func (n *Notifier) Close() error {
-	n.mu.Lock()
-	cancel, done := n.cancel, n.done
-	n.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	n.worker.Close()
 	return nil
 }
 
