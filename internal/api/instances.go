@@ -3,12 +3,12 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/model/awstime"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
@@ -19,11 +19,6 @@ import (
 const (
 	maxInstanceTags     = 10  // tags on one instance
 	maxInstancesPerCall = 100 // names in one tag call or batch get
-)
-
-var (
-	iamUserArnRE    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:user/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
-	iamSessionArnRE = regexp.MustCompile(`^arn:aws[a-z-]*:sts::[0-9]{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{2,64}$`)
 )
 
 func instanceName(v *string) (string, error) {
@@ -54,15 +49,6 @@ func iamArnOf(in *cd.InstanceInfo) string {
 		return *in.IamUserArn
 	}
 	return deref(in.IamSessionArn)
-}
-
-// arnAccount is the account field of an ARN already checked for form.
-func arnAccount(arn string) string {
-	f := strings.SplitN(arn, ":", 6)
-	if len(f) < 5 {
-		return ""
-	}
-	return f[4]
 }
 
 // InstanceOfArn finds an instance of account registered with the IAM ARN,
@@ -120,9 +106,9 @@ func (s *Server) RegisterOnPremisesInstance(ctx context.Context, in *cd.Register
 		return awsjson.Errorf("MultipleIamArnsProvidedException", "Both an IAM user ARN and an IAM session ARN were provided; give exactly one.")
 	case user == "" && session == "":
 		return awsjson.Errorf("IamArnRequiredException", "An IAM user ARN or an IAM session ARN is required.")
-	case user != "" && !iamUserArnRE.MatchString(user):
+	case user != "" && !access.IsIAMUserArn(user):
 		return awsjson.Errorf("InvalidIamUserArnException", "The IAM user ARN %q is not valid (arn:aws:iam::<account>:user/<name>).", user)
-	case session != "" && !iamSessionArnRE.MatchString(session):
+	case session != "" && !access.IsIAMSessionArn(session):
 		return awsjson.Errorf("InvalidIamSessionArnException", "The IAM session ARN %q is not valid (arn:aws:sts::<account>:assumed-role/<role>/<session>).", session)
 	}
 	sc := scopeOf(ctx)
@@ -130,10 +116,10 @@ func (s *Server) RegisterOnPremisesInstance(ctx context.Context, in *cd.Register
 	// another account would let this account's deployments run code on a
 	// host of that account.
 	switch {
-	case user != "" && arnAccount(user) != sc.Account:
-		return awsjson.Errorf("InvalidIamUserArnException", "The IAM user ARN must belong to the caller's account %s, not %s.", sc.Account, arnAccount(user))
-	case session != "" && arnAccount(session) != sc.Account:
-		return awsjson.Errorf("InvalidIamSessionArnException", "The IAM session ARN must belong to the caller's account %s, not %s.", sc.Account, arnAccount(session))
+	case user != "" && access.ArnAccount(user) != sc.Account:
+		return awsjson.Errorf("InvalidIamUserArnException", "The IAM user ARN must belong to the caller's account %s, not %s.", sc.Account, access.ArnAccount(user))
+	case session != "" && access.ArnAccount(session) != sc.Account:
+		return awsjson.Errorf("InvalidIamSessionArnException", "The IAM session ARN must belong to the caller's account %s, not %s.", sc.Account, access.ArnAccount(session))
 	}
 	info := cd.InstanceInfo{
 		InstanceName: &name,

@@ -62,10 +62,6 @@ type Spec struct {
 	SessionArn string
 }
 
-// sessionArn is an STS assumed-role session ARN (the form
-// RegisterOnPremisesInstance takes as iamSessionArn).
-var sessionArn = regexp.MustCompile(`^arn:aws:sts::(\d{12}):assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{2,64}$`)
-
 // Created is what a new key shows once: the only time its secret is seen.
 type Created struct {
 	AccessKeyID     string      `json:"AccessKeyId"`
@@ -165,14 +161,13 @@ func (m *Manager) newKey(spec Spec, id, secret string) (Key, string, error) {
 	}
 	arn := UserArn(acct, spec.User)
 	if spec.SessionArn != "" {
-		parts := sessionArn.FindStringSubmatch(spec.SessionArn)
 		switch {
 		case spec.Grant.Role != access.Host:
 			return Key{}, "", errors.New("only host keys sign as an IAM session")
-		case parts == nil:
+		case !access.IsIAMSessionArn(spec.SessionArn):
 			return Key{}, "", fmt.Errorf("invalid IAM session ARN %q: arn:aws:sts::<account>:assumed-role/<role>/<session>", spec.SessionArn)
-		case parts[1] != acct:
-			return Key{}, "", fmt.Errorf("the IAM session ARN belongs to account %s, the key to %s", parts[1], acct)
+		case access.ArnAccount(spec.SessionArn) != acct:
+			return Key{}, "", fmt.Errorf("the IAM session ARN belongs to account %s, the key to %s", access.ArnAccount(spec.SessionArn), acct)
 		}
 		arn = spec.SessionArn
 	}
