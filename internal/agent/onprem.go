@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"gopkg.in/yaml.v3"
+
+	"github.com/cutoverhq/cutover/internal/atomicfile"
 )
 
 // DefaultOnPremConfigPath is where the official agent reads the on-premises
@@ -113,7 +114,7 @@ func WriteOnPremConfig(path string, c OnPremConfig) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("write on-premises config: %w", err)
 	}
-	if err := writeFileAtomic(path, buf.Bytes(), 0o600); err != nil {
+	if err := atomicfile.Write(path, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("write on-premises config: %w", err)
 	}
 	return nil
@@ -122,35 +123,10 @@ func WriteOnPremConfig(path string, c OnPremConfig) error {
 // WriteCAFile writes the server's CA certificate (PEM) to path, readable by
 // all: it is public, and the official agent's launcher reads it.
 func WriteCAFile(path string, pem []byte) error {
-	if err := writeFileAtomic(path, pem, 0o644); err != nil {
+	if err := atomicfile.Write(path, pem, 0o644); err != nil {
 		return fmt.Errorf("write CA file: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data, never leaving a partial file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(mode)
-	}
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), path)
-	}
-	if werr != nil {
-		_ = os.Remove(f.Name())
-	}
-	return werr
 }
 
 // fileCredentials reads the [default] profile of a shared-credentials file.

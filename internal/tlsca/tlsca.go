@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cutoverhq/cutover/internal/atomicfile"
 )
 
 // File names in the data directory.
@@ -179,40 +181,13 @@ func Install(dir string, certPEM, keyPEM []byte) (a *Authority, replaced bool, e
 		return nil, false, fmt.Errorf("tls ca: %w", err)
 	}
 	// The key first, as LoadOrCreate does; each file is replaced whole.
-	if err := writeAtomic(keyPath, keyPEM, 0o600); err != nil {
-		return nil, false, err
+	if err := atomicfile.WriteSync(keyPath, keyPEM, 0o600); err != nil {
+		return nil, false, fmt.Errorf("tls ca: %w", err)
 	}
-	if err := writeAtomic(certPath, certPEM, 0o644); err != nil {
-		return nil, false, err
+	if err := atomicfile.WriteSync(certPath, certPEM, 0o644); err != nil {
+		return nil, false, fmt.Errorf("tls ca: %w", err)
 	}
 	return a, replaced, nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("tls ca: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("tls ca: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("tls ca: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("tls ca: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("tls ca: write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("tls ca: %w", err)
-	}
-	return nil
 }
 
 func parse(certPath string, certPEM, keyPEM []byte) (*Authority, error) {

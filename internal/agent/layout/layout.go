@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cutoverhq/cutover/internal/atomicfile"
 )
 
 // Layout is the directory tree rooted at the agent's root_dir.
@@ -77,7 +79,7 @@ func (l Layout) WritePointer(dgid string, p Pointer, did string) error {
 	if err := os.MkdirAll(l.InstructionsDir(), 0o755); err != nil {
 		return fmt.Errorf("write %s pointer: %w", p, err)
 	}
-	return writeFileAtomic(l.pointerPath(dgid, p), []byte(l.DeploymentDir(dgid, did)))
+	return atomicfile.Write(l.pointerPath(dgid, p), []byte(l.DeploymentDir(dgid, did)), 0o644)
 }
 
 // ReadPointer returns the deployment directory a pointer names, or "" when
@@ -162,7 +164,7 @@ func (l Layout) Track(did, hostCommandID string) error {
 	if err := os.MkdirAll(l.TrackingDir(), 0o700); err != nil {
 		return fmt.Errorf("track command: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(l.TrackingDir(), did), []byte(hostCommandID))
+	return atomicfile.Write(filepath.Join(l.TrackingDir(), did), []byte(hostCommandID), 0o644)
 }
 
 // Untrack removes a tracking file; a missing one is not an error.
@@ -207,29 +209,6 @@ func (l Layout) ListTracked(now time.Time, maxAge time.Duration) ([]Tracked, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ModTime.Before(out[j].ModTime) })
 	return out, nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
 }
 
 // UntrackIf removes the tracking file of did only if it still names
