@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/cutoverhq/cutover/internal/atomicfile"
 )
 
 // CompletionsDirName holds the results of finished commands whose
@@ -54,22 +56,8 @@ func (l Layout) SaveCompletion(c Completion) error {
 	if err := os.MkdirAll(l.CompletionsDir(), 0o700); err != nil {
 		return fmt.Errorf("save completion: %w", err)
 	}
-	path := l.completionPath(c.HostCommandIdentifier)
-	f, err := os.CreateTemp(l.CompletionsDir(), ".tmp*")
-	if err != nil {
+	if err := atomicfile.Write(l.completionPath(c.HostCommandIdentifier), data, 0o600); err != nil {
 		return fmt.Errorf("save completion: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if err := f.Close(); werr == nil {
-		werr = err
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("save completion: %w", werr)
 	}
 	return nil
 }
@@ -117,8 +105,9 @@ func (l Layout) ListCompletions() ([]Completion, error) {
 	var out []Completion
 	var errs []error
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp") {
-			// Left by a crash before the rename: never a saved result.
+		if strings.HasPrefix(e.Name(), ".") {
+			// A temporary file left by a crash before the rename (see
+			// atomicfile): never a saved result.
 			_ = os.Remove(filepath.Join(l.CompletionsDir(), e.Name()))
 			continue
 		}
