@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 )
 
 // hookLog is one command's output as the server returns it.
@@ -24,7 +28,7 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	s := newSettings("logs")
 	s.fs.SetOutput(stderr)
 	s.args = "DEPLOYMENT_ID"
-	s.about = "Prints the full output of the deployment's hooks, as the Cutover agent streamed it."
+	s.about = "Prints the full output of the deployment's hooks, as the Cutover agent streamed it. For instances whose agent\ndoes not stream (the official CodeDeploy agent), it prints each lifecycle event's diagnostics and log tail."
 	var rf remoteFlags
 	rf.declare(s.fs)
 	instance := s.fs.String("instance", "", "only this instance's hooks")
@@ -40,19 +44,26 @@ func runLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	p := &logPrinter{r: r, id: s.pos[0], instance: *instance, out: stdout, printed: map[string]int{}}
-	if !*followFlag {
-		return p.once(ctx)
+	p := &logPrinter{r: r, id: s.pos[0], instance: *instance, out: stdout, stderr: stderr, printed: map[string]int{}, streamed: map[string]bool{}}
+	if *followFlag {
+		err = p.follow(ctx)
+	} else {
+		err = p.once(ctx)
 	}
-	return p.follow(ctx)
+	if err != nil {
+		return err
+	}
+	return p.unstreamed(ctx)
 }
 
 type logPrinter struct {
 	r            *remote
 	id, instance string
-	out          io.Writer
-	printed      map[string]int // command -> bytes printed
-	last         string         // command printed last (a header marks a switch)
+	out, stderr  io.Writer
+	printed      map[string]int  // command -> bytes printed
+	streamed     map[string]bool // instances with streamed output
+	down         bool            // the event stream is unavailable (said on stderr)
+	last         string          // command printed last (a header marks a switch)
 }
 
 // once prints what is new since the last call.
@@ -73,6 +84,7 @@ func (p *logPrinter) once(ctx context.Context) error {
 		return fmt.Errorf("decode logs: %w", err)
 	}
 	for _, l := range got.Logs {
+		p.streamed[l.Instance] = true
 		if l.Omitted && p.printed[l.Command] == 0 {
 			fmt.Fprintf(p.out, "==> %s %s <==\n(too much output for one request: use --instance %s)\n", l.Instance, l.Event, l.Instance)
 			p.printed[l.Command] = -1
@@ -117,8 +129,9 @@ func (p *logPrinter) follow(ctx context.Context) error {
 				switch ev.event {
 				case "_down":
 					streaming = false
+					p.down = streamDown(p.stderr, p.down, ev.data)
 				case "log":
-					streaming, wait = true, false
+					streaming, wait, p.down = true, false, false
 				case "state":
 					streaming = true
 					var st struct {
@@ -144,4 +157,64 @@ func (p *logPrinter) follow(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// unstreamed prints, for each instance of the deployment without streamed
+// output (its agent does not stream, as the official CodeDeploy agent
+// does not), what the server has of its hooks instead: each lifecycle
+// event's status and diagnostics, with the log tail an agent sends for a
+// failed hook. A note on stderr says why.
+func (p *logPrinter) unstreamed(ctx context.Context) error {
+	targets, err := p.r.instanceTargets(ctx, p.id)
+	if err != nil {
+		return err
+	}
+	noted := false
+	for _, t := range targets {
+		inst := aws.ToString(t.TargetId)
+		if p.streamed[inst] || (p.instance != "" && inst != p.instance) || len(t.LifecycleEvents) == 0 {
+			continue
+		}
+		if !noted {
+			fmt.Fprintf(p.stderr, "cutover logs: no streamed output from %s: its agent does not stream hook output "+
+				"(the official CodeDeploy agent does not); showing each lifecycle event's diagnostics and log tail instead\n", strings.Join(p.quiet(targets), ", "))
+			noted = true
+		}
+		for _, e := range t.LifecycleEvents {
+			head := fmt.Sprintf("==> %s %s (%s", inst, aws.ToString(e.LifecycleEventName), e.Status)
+			var tail string
+			if d := e.Diagnostics; d != nil {
+				if d.ErrorCode != "" && d.ErrorCode != types.LifecycleErrorCodeSuccess {
+					head += ", " + string(d.ErrorCode)
+				}
+				if s := aws.ToString(d.ScriptName); s != "" {
+					head += ", script " + s
+				}
+				if m := aws.ToString(d.Message); m != "" {
+					head += ": " + m
+				}
+				tail = aws.ToString(d.LogTail)
+			}
+			fmt.Fprintln(p.out, head+") <==")
+			if tail != "" {
+				_, _ = io.WriteString(p.out, tail)
+				if !strings.HasSuffix(tail, "\n") {
+					fmt.Fprintln(p.out)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// quiet names the instances unstreamed reports on.
+func (p *logPrinter) quiet(targets []*types.InstanceTarget) []string {
+	var out []string
+	for _, t := range targets {
+		inst := aws.ToString(t.TargetId)
+		if !p.streamed[inst] && (p.instance == "" || inst == p.instance) && len(t.LifecycleEvents) > 0 {
+			out = append(out, inst)
+		}
+	}
+	return out
 }

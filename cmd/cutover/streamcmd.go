@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 )
@@ -29,16 +31,21 @@ type remote struct {
 	aws      aws.Config
 	endpoint string
 	cd       *codedeploy.Client
-	http     *http.Client
+	// http sends the CLI's own requests (the log and event endpoints)
+	// through the client the SDK resolved for the CodeDeploy calls, so
+	// they trust what aws-cli would: --ca-bundle, AWS_CA_BUNDLE, the
+	// profile's ca_bundle, else the system roots (and SSL_CERT_FILE).
+	http aws.HTTPClient
 }
 
 // remoteFlags declares the flags that locate the server.
-type remoteFlags struct{ endpoint, region, profile string }
+type remoteFlags struct{ endpoint, region, profile, caBundle string }
 
 func (f *remoteFlags) declare(fs *flag.FlagSet) {
 	fs.StringVar(&f.endpoint, "endpoint-url", "", "server URL (default: AWS_ENDPOINT_URL_CODEDEPLOY, AWS_ENDPOINT_URL or the profile's endpoint_url)")
 	fs.StringVar(&f.region, "region", "", "region (default: AWS_REGION or the profile's)")
 	fs.StringVar(&f.profile, "profile", "", "profile in ~/.aws (default: AWS_PROFILE or default)")
+	fs.StringVar(&f.caBundle, "ca-bundle", "", "PEM CA bundle to trust for the server, as aws-cli's --ca-bundle (default: AWS_CA_BUNDLE or the profile's ca_bundle, else the system roots)")
 }
 
 func (f *remoteFlags) connect(ctx context.Context) (*remote, error) {
@@ -49,9 +56,19 @@ func (f *remoteFlags) connect(ctx context.Context) (*remote, error) {
 	if f.profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(f.profile))
 	}
+	if f.caBundle != "" {
+		pem, err := os.ReadFile(f.caBundle)
+		if err != nil {
+			return nil, fmt.Errorf("read --ca-bundle: %w", err)
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = awshttp.NewBuildableClient()
 	}
 	ep := f.endpoint
 	if ep == "" {
@@ -67,7 +84,7 @@ func (f *remoteFlags) connect(ctx context.Context) (*remote, error) {
 		cfg.Region = "us-east-1"
 	}
 	ep = strings.TrimRight(ep, "/")
-	return &remote{aws: cfg, endpoint: ep, http: &http.Client{},
+	return &remote{aws: cfg, endpoint: ep, http: cfg.HTTPClient,
 		cd: codedeploy.NewFromConfig(cfg, func(o *codedeploy.Options) { o.BaseEndpoint = aws.String(ep) })}, nil
 }
 
@@ -179,4 +196,14 @@ func isTerminal(status string) bool {
 
 func deploymentInput(id string) *codedeploy.GetDeploymentInput {
 	return &codedeploy.GetDeploymentInput{DeploymentId: &id}
+}
+
+// streamDown says on stderr, once per outage, that the event stream is
+// unavailable and the command polls instead (a TLS or proxy problem would
+// otherwise go unnoticed); it returns the new outage state.
+func streamDown(stderr io.Writer, already bool, reason []byte) bool {
+	if !already {
+		fmt.Fprintf(stderr, "cutover: the server's event stream is unavailable (%s); polling every second instead\n", reason)
+	}
+	return true
 }

@@ -7,13 +7,19 @@ import (
 	"crypto/x509"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+
 	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/servertest"
 	"github.com/cutoverhq/cutover/internal/tlsca"
 )
 
@@ -168,3 +174,88 @@ func TestServerInsecureHTTP(t *testing.T) {
 }
 
 func tlsConfig(pool *x509.CertPool) *tls.Config { return &tls.Config{RootCAs: pool} }
+
+// withoutEnv drops the variables named from env.
+func withoutEnv(env []string, names ...string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, k) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// TestLogsAndWatchTrustAWSCABundle: against a server on its own CA, with
+// the CA given only as AWS_CA_BUNDLE (aws-cli's way; SSL_CERT_FILE unset),
+// `cutover watch` follows the event stream (the blue/green phase comes
+// only from it, and no fallback is announced) and `cutover logs` reads the
+// streamed output; both used a plain HTTP client for those endpoints and
+// failed ("certificate signed by unknown authority") or fell back to
+// polling silently. A deployment whose agent does not stream (as the
+// official agent) gets each event's diagnostics and log tail from
+// `cutover logs`, with a note, instead of nothing.
+func TestLogsAndWatchTrustAWSCABundle(t *testing.T) {
+	f := servertest.StartBlueGreen(t, 1, servertest.WithTLS())
+	if f.Env.CAFile == "" {
+		t.Fatal("the server serves no CA")
+	}
+	env := append(withoutEnv(awsEnv(t, f.Env), "SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE"), "AWS_CA_BUNDLE="+f.Env.CAFile)
+	id := f.Deploy(t, "green")
+	var stdout, stderr lockedBuffer
+	watch := exec.Command(cutoverBin, "watch", "--plain", id)
+	watch.Env, watch.Stdout, watch.Stderr = env, &stdout, &stderr
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(stdout.String(), "phase ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch never showed the Ready phase (the event stream's):\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := f.Env.Client.ContinueDeployment(context.Background(), &codedeploy.ContinueDeploymentInput{DeploymentId: &id, DeploymentWaitType: types.DeploymentWaitTypeReadyWait}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitCmd(watch, 60*time.Second); err != nil {
+		t.Fatalf("watch: %v\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if strings.Contains(stderr.String(), "event stream") {
+		t.Errorf("watch fell back to polling: %s", stderr.String())
+	}
+
+	r := runBin(t, env, "logs", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "hook BeforeInstall on green-1 for "+id) || strings.Contains(r.stderr, "no streamed output") {
+		t.Fatalf("logs over TLS: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	// The same endpoints refuse a client without the CA.
+	if r := runBin(t, withoutEnv(env, "AWS_CA_BUNDLE"), "logs", id); r.code == 0 {
+		t.Fatalf("logs trusted the server without its CA: %s", r.stdout)
+	}
+
+	quiet := f.Env.DeployWithoutStreaming(t)
+	for _, args := range [][]string{{"logs", quiet}, {"logs", "--follow", quiet}, {"logs", "--instance", servertest.QuietInstance, quiet}} {
+		r := runBin(t, env, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "no streamed output from "+servertest.QuietInstance) {
+			t.Errorf("%v: no note on stderr: %q", args, r.stderr)
+		}
+		for _, want := range []string{
+			"==> " + servertest.QuietInstance + " BeforeInstall (Succeeded",
+			"==> " + servertest.QuietInstance + " AfterInstall (Failed, ScriptFailed, script scripts/AfterInstall.sh",
+			servertest.QuietFailure,
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("%v: stdout lacks %q:\n%s", args, want, r.stdout)
+			}
+		}
+	}
+	// Another instance's filter shows nothing of it.
+	if r := runBin(t, env, "logs", "--instance", "green-1", quiet); r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Errorf("logs --instance green-1 of the quiet deployment: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}

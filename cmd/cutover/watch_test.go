@@ -213,8 +213,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // TestWatchWithoutEventStream: behind a proxy that refuses the event
-// stream, `cutover watch` falls back to polling every second and still
-// follows the deployment to its end.
+// stream, `cutover watch` says so on stderr, falls back to polling every
+// second and still follows the deployment to its end.
 func TestWatchWithoutEventStream(t *testing.T) {
 	bin := buildCutover(t)
 	f := servertest.StartBlueGreen(t, 1)
@@ -250,5 +250,9 @@ func TestWatchWithoutEventStream(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), ": Succeeded") {
 		t.Errorf("output:\n%s", out.String())
+	}
+	// The fallback is said, once, not silent.
+	if n := strings.Count(out.String(), "event stream is unavailable"); n != 1 {
+		t.Errorf("the fallback to polling was announced %d times, want once:\n%s", n, out.String())
 	}
 }

@@ -72,12 +72,12 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errors.New("--group wants APP/GROUP")
 		}
 		fmt.Fprintf(stdout, "waiting for the next deployment of %s/%s…\n", app, grp)
-		if id, err = r.nextDeployment(ctx, app, grp, time.Now()); err != nil {
+		if id, err = r.nextDeployment(ctx, app, grp, time.Now(), stderr); err != nil {
 			return err
 		}
 	}
 	cols, tty := termWidth(stdout)
-	w := &watcher{r: r, id: id, out: stdout, tty: tty && !*plain, cols: cols, seen: map[string]string{}}
+	w := &watcher{r: r, id: id, out: stdout, stderr: stderr, tty: tty && !*plain, cols: cols, seen: map[string]string{}}
 	return w.run(ctx)
 }
 
@@ -111,7 +111,7 @@ func fit(s string, cols int) string {
 // nextDeployment waits for a deployment of the group created at or after
 // since, woken by the server's deployment events (polling every second
 // when they are unavailable).
-func (r *remote) nextDeployment(ctx context.Context, app, group string, since time.Time) (string, error) {
+func (r *remote) nextDeployment(ctx context.Context, app, group string, since time.Time, stderr io.Writer) (string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	events := make(chan sse, 16)
 	done := make(chan struct{})
@@ -138,7 +138,7 @@ func (r *remote) nextDeployment(ctx context.Context, app, group string, since ti
 	if err != nil {
 		return "", err
 	}
-	streaming := false
+	streaming, down := false, false
 	for {
 		ids, err := list()
 		if err != nil {
@@ -155,6 +155,11 @@ func (r *remote) nextDeployment(ctx context.Context, app, group string, since ti
 				return "", ctx.Err()
 			case ev := <-events:
 				streaming = ev.event != "_down"
+				if streaming {
+					down = false
+				} else {
+					down = streamDown(stderr, down, ev.data)
+				}
 			case <-tick.C:
 				if streaming {
 					continue
@@ -167,14 +172,17 @@ func (r *remote) nextDeployment(ctx context.Context, app, group string, since ti
 
 // watcher renders one deployment until it ends.
 type watcher struct {
-	r     *remote
-	id    string
-	out   io.Writer
-	tty   bool
-	cols  int
-	extra *liveExtra
-	seen  map[string]string // plain mode: last printed line per key
-	lines int               // tty mode: lines drawn last time
+	r   *remote
+	id  string
+	out io.Writer
+	// stderr hears that the event stream is unavailable.
+	stderr io.Writer
+	down   bool
+	tty    bool
+	cols   int
+	extra  *liveExtra
+	seen   map[string]string // plain mode: last printed line per key
+	lines  int               // tty mode: lines drawn last time
 }
 
 func (w *watcher) run(ctx context.Context) error {
@@ -206,7 +214,16 @@ func (w *watcher) run(ctx context.Context) error {
 				switch ev.event {
 				case "_down":
 					streaming = false
-					continue
+					if w.down {
+						continue
+					}
+					// Said once per outage; on a terminal the view is
+					// erased first and drawn again below the line.
+					if w.tty && w.lines > 0 {
+						fmt.Fprintf(w.out, "\x1b[%dA\x1b[J", w.lines)
+						w.lines = 0
+					}
+					w.down = streamDown(w.stderr, false, ev.data)
 				case "state":
 					var x liveExtra
 					if json.Unmarshal(ev.data, &x) == nil {
@@ -218,7 +235,9 @@ func (w *watcher) run(ctx context.Context) error {
 				case "log":
 					continue
 				}
-				streaming = true
+				if ev.event != "_down" {
+					streaming, w.down = true, false
+				}
 			case <-tick.C:
 				if streaming {
 					if w.tty && w.extra != nil && !w.extra.Waits.ReadyDeadline.IsZero() {
@@ -237,12 +256,22 @@ func (w *watcher) read(ctx context.Context) (*types.DeploymentInfo, []*types.Ins
 	if err != nil {
 		return nil, nil, err
 	}
+	targets, err := w.r.instanceTargets(ctx, w.id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return got.DeploymentInfo, targets, nil
+}
+
+// instanceTargets reads a deployment's instance targets, with their
+// lifecycle events, sorted by id.
+func (r *remote) instanceTargets(ctx context.Context, id string) ([]*types.InstanceTarget, error) {
 	var ids []string
 	var tok *string
 	for {
-		page, err := w.r.cd.ListDeploymentTargets(ctx, &codedeploy.ListDeploymentTargetsInput{DeploymentId: &w.id, NextToken: tok})
+		page, err := r.cd.ListDeploymentTargets(ctx, &codedeploy.ListDeploymentTargetsInput{DeploymentId: &id, NextToken: tok})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		ids = append(ids, page.TargetIds...)
 		if tok = page.NextToken; tok == nil {
@@ -251,9 +280,9 @@ func (w *watcher) read(ctx context.Context) (*types.DeploymentInfo, []*types.Ins
 	}
 	var targets []*types.InstanceTarget
 	for i := 0; i < len(ids); i += 25 {
-		b, err := w.r.cd.BatchGetDeploymentTargets(ctx, &codedeploy.BatchGetDeploymentTargetsInput{DeploymentId: &w.id, TargetIds: ids[i:min(i+25, len(ids))]})
+		b, err := r.cd.BatchGetDeploymentTargets(ctx, &codedeploy.BatchGetDeploymentTargetsInput{DeploymentId: &id, TargetIds: ids[i:min(i+25, len(ids))]})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, t := range b.DeploymentTargets {
 			if t.InstanceTarget != nil {
@@ -264,7 +293,7 @@ func (w *watcher) read(ctx context.Context) (*types.DeploymentInfo, []*types.Ins
 	slices.SortFunc(targets, func(a, b *types.InstanceTarget) int {
 		return strings.Compare(aws.ToString(a.TargetId), aws.ToString(b.TargetId))
 	})
-	return got.DeploymentInfo, targets, nil
+	return targets, nil
 }
 
 func progressBar(ov *types.DeploymentOverview, width int) (string, string) {

@@ -104,6 +104,11 @@ type Config struct {
 	// BundleLimits caps what one revision bundle may unpack to (entries,
 	// bytes, expansion ratio); zero fields take the bundle package defaults.
 	BundleLimits bundle.Limits
+	// NoHookLogStream keeps the hooks' output on the host: it is not
+	// streamed to the server with PutHookLog, as by the official agent,
+	// which does not know the extension. Only failures' log tails reach
+	// the server, in the command's diagnostics.
+	NoHookLogStream bool
 	// Environ, when non-nil, replaces the agent's own environment as the
 	// base environment of hook scripts (tests running several agents in one
 	// process). nil gives hooks the agent's whole environment, as the

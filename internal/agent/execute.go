@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -215,8 +216,12 @@ func (a *agent) runHook(ctx context.Context, log *slog.Logger, spec *deployspec.
 			return failure(fmt.Errorf("create log directory: %w", err))
 		}
 	}
-	out := a.streamHookLog(p.hcid, event)
-	defer out.Close()
+	var out io.Writer
+	if !a.cfg.NoHookLogStream {
+		s := a.streamHookLog(p.hcid, event)
+		defer s.Close()
+		out = s
+	}
 	r := hook.Run(ctx, hook.Request{
 		Event:         event,
 		Scripts:       p.scripts,

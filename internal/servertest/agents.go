@@ -114,7 +114,7 @@ func (e *Env) StartAgent(t testing.TB, name string, tags map[string]string, s3ur
 	c, err := agent.Register(ctx, agent.RegisterRequest{
 		Endpoint: e.URL, Region: e.Region,
 		AdminCredentials: credentials.NewStaticCredentialsProvider(e.AccessKey, e.SecretKey, ""),
-		InstanceName:     name, Tags: tags,
+		InstanceName:     name, Tags: tags, HTTPClient: e.HTTPClient,
 	})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
@@ -125,6 +125,7 @@ func (e *Env) StartAgent(t testing.TB, name string, tags map[string]string, s3ur
 		RootDir: root, S3Endpoint: s3url, S3PathStyle: true, PollInterval: -1,
 		Logger: logger(t).With("agent", name), Environ: hookEnv(),
 		ErrorBackoff: func(int) time.Duration { return 50 * time.Millisecond },
+		HTTPClient:   e.HTTPClient, // nil, or trusting the server's own CA (WithTLS)
 	}
 	for _, o := range opts {
 		o(&cfg)
