@@ -115,6 +115,7 @@ func runAgentRegister(ctx context.Context, args []string, stdout, stderr io.Writ
 	out := s.fs.String("onprem-config", agent.DefaultOnPremConfigPath, "where to write the agent's on-premises config")
 	caFile := s.fs.String("ca-file", "", "PEM CA certificate, the only one trusted for the server")
 	caFingerprint := s.fs.String("ca-fingerprint", "", "SHA-256 fingerprint of the server's CA (printed by cutover server): fetch the CA, check it, pin it")
+	official := s.fs.String("official-agent-config", "", "also write the official CodeDeploy agent's codedeployagent.yml here (e.g. "+agent.DefaultOfficialAgentConfigPath+"), pointing it at --endpoint for commands and revisions")
 	caOut := s.fs.String("ca-out", "", "where --ca-fingerprint writes the CA (default: cutover-ca.pem next to --onprem-config)")
 	if err := s.parse(args); err != nil {
 		return err
@@ -170,10 +171,24 @@ func runAgentRegister(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	fmt.Fprintf(stdout, "registered %s as %s; agent config written to %s\n", *name, c.IAMUserARN, *out)
+	if *official != "" {
+		onprem, err := filepath.Abs(*out)
+		if err != nil {
+			return err
+		}
+		if err := agent.WriteOfficialAgentConfig(*official, agent.NewOfficialAgentConfig(*endpoint, onprem)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "official CodeDeploy agent config written to %s (:deploy_control_endpoint: and :s3_endpoint_override: %s).\n"+
+			"Its hooks get no PORT or CUTOVER_INSTANCE; for blue/green, tag each instance cutover:address=HOST:PORT when\n"+
+			"several agents share a host (otherwise traffic goes to the address the agent polls from).\n", *official, *endpoint)
+	}
 	if c.CutoverCAFile != "" {
 		fmt.Fprintf(stdout, "cutover agent trusts only the CA in %s for %s.\n"+
-			"For the official CodeDeploy agent, export SSL_CERT_FILE and AWS_SSL_CA_BUNDLE naming a bundle that\n"+
-			"holds it (e.g. in /etc/profile, which its service sources), or add it to the system store.\n", c.CutoverCAFile, *endpoint)
+			"For the official CodeDeploy agent, add it to the system store (update-ca-certificates), or export\n"+
+			"SSL_CERT_FILE naming a bundle that holds it (e.g. in /etc/profile, which its service sources); an\n"+
+			"AWS_CA_BUNDLE or AWS_SSL_CA_BUNDLE in its environment must hold it too (revision downloads read\n"+
+			"AWS_CA_BUNDLE, polling AWS_SSL_CA_BUNDLE, each instead of SSL_CERT_FILE).\n", c.CutoverCAFile, *endpoint)
 	}
 	return nil
 }

@@ -18,7 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/agent/protocol"
+	"github.com/cutoverhq/cutover/internal/model/commands"
 	"github.com/cutoverhq/cutover/internal/servertest"
 	"github.com/cutoverhq/cutover/internal/tlsca"
 )
@@ -88,7 +92,7 @@ func TestServerTLSByDefault(t *testing.T) {
 	addr := freeAddr(t)
 	t.Setenv("CUTOVER_ROOT_ACCESS_KEY_ID", "AKIATLSTESTROOT00001")
 	t.Setenv("CUTOVER_ROOT_SECRET_ACCESS_KEY", "tls-test-root-secret-000000000000000000")
-	out := startServer(t, "--listen", addr, "--data-dir", dataDir, "--advertise", "cutover.test")
+	out := startServer(t, "--listen", addr, "--data-dir", dataDir, "--advertise", "cutover.test", "--poll-wait", "2s")
 	endpoint := "https://" + addr
 
 	var ca *x509.Certificate
@@ -159,6 +163,67 @@ func TestServerTLSByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHTTP(t, hc, endpoint)
+
+	// --official-agent-config writes the official agent's own
+	// configuration beside the on-premises one, pointed at this server
+	// for commands and revisions; the CA advice names the variables the
+	// official agent reads (AWS_SSL_CA_BUNDLE alone was wrong advice).
+	conf2 := filepath.Join(dir, "conf2", "codedeploy.onpremises.yml")
+	official := filepath.Join(dir, "conf2", "codedeployagent.yml")
+	o, err = runOut(t, "agent", "register", "--endpoint", endpoint, "--instance-name", "web-2", "--onprem-config", conf2,
+		"--ca-file", c.CutoverCAFile, "--official-agent-config", official)
+	if err != nil {
+		t.Fatalf("register --official-agent-config: %v %s", err, o)
+	}
+	for _, want := range []string{"official CodeDeploy agent config written to " + official, "no PORT or CUTOVER_INSTANCE", "cutover:address",
+		"SSL_CERT_FILE", "AWS_CA_BUNDLE"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("register printed no %q:\n%s", want, o)
+		}
+	}
+	var agentConf map[string]any
+	b, err := os.ReadFile(official)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &agentConf); err != nil {
+		t.Fatalf("codedeployagent.yml: %v\n%s", err, b)
+	}
+	for k, v := range map[string]any{":deploy_control_endpoint": endpoint, ":s3_endpoint_override": endpoint,
+		":on_premises_config_file": conf2, ":root_dir": "/opt/codedeploy-agent/deployment-root", ":wait_between_runs": 1} {
+		if agentConf[k] != v {
+			t.Errorf("codedeployagent.yml %s = %v, want %v\n%s", k, agentConf[k], v, b)
+		}
+	}
+	var onprem map[string]any
+	if b, err = os.ReadFile(conf2); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &onprem); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"aws_access_key_id", "aws_secret_access_key", "iam_user_arn", "region"} {
+		if s, _ := onprem[k].(string); s == "" {
+			t.Errorf("on-premises config lacks %s:\n%s", k, b)
+		}
+	}
+	// The official agent polls with the key written there: a real SDK
+	// client signing as it reaches this server over TLS.
+	c2, err := agent.LoadOnPremConfig(conf2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc2, err := httpClient(c.CutoverCAFile, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &protocol.Client{Endpoint: agentConf[":deploy_control_endpoint"].(string), Region: c2.Region, Credentials: c2.CredentialsProvider(), HTTPClient: hc2, MaxRetries: -1}
+	host := c2.HostIdentifier()
+	pctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := pc.PollHostCommand(pctx, &commands.PollHostCommandInput{HostIdentifier: &host}); err != nil {
+		t.Fatalf("poll with the written config: %v", err)
+	}
 }
 
 // TestServerInsecureHTTP: --insecure-http serves plain HTTP and creates no
