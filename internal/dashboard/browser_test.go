@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -281,4 +282,50 @@ func TestDashboardBlueGreen(t *testing.T) {
 	if slices.ContainsFunc(lat, func(v float64) bool { return v < -5 }) {
 		t.Errorf("negative latencies %v: clocks disagree", lat[:3])
 	}
+}
+
+// TestDashboardUnstreamedLogs: a deployment whose agent streamed no hook
+// output (as the official agent) shows, in the log panel, that nothing was
+// streamed and each lifecycle event's diagnostics with the failed hook's
+// log tail, instead of "No output yet." for ever.
+func TestDashboardUnstreamedLogs(t *testing.T) {
+	ctx := newBrowser(t)
+	env := servertest.Start(t)
+	id := env.DeployWithoutStreaming(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(env.URL+"/ui/#/deployment/"+id),
+		chromedp.WaitVisible(chromedp.ID("login-key")),
+		chromedp.SendKeys(chromedp.ID("login-key"), env.AccessKey),
+		chromedp.SendKeys(chromedp.ID("login-secret"), env.SecretKey),
+		chromedp.Click(chromedp.ID("login-submit")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "status Failed", `(document.getElementById("status")||{}).textContent === "Failed"`, 30*time.Second)
+	inst := `document.querySelector('#logs-unstreamed .unstreamed[data-instance="`+servertest.QuietInstance+`"]')`
+	waitJS(t, ctx, "the unstreamed instance's diagnostics",
+		`!!`+inst+` && `+inst+`.querySelector('[data-event="AfterInstall"] pre').textContent.includes("`+servertest.QuietFailure+`")`, 20*time.Second)
+	note, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("unstreamed-note")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(note, "No streamed output from "+servertest.QuietInstance) {
+		t.Errorf("note %q", note)
+	}
+	diag, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#logs-unstreamed [data-event="AfterInstall"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Failed", "ScriptFailed", "script scripts/AfterInstall.sh"} {
+		if !strings.Contains(diag, want) {
+			t.Errorf("AfterInstall diagnostics %q lack %q", diag, want)
+		}
+	}
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`[...document.querySelectorAll("#logs p.muted")].some(p => !p.hidden && p.textContent === "No output yet.")`)); err != nil || v {
+		t.Errorf("the panel still says No output yet (%v)", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("logs").scrollIntoView()`)); err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "deployment-unstreamed-logs")
 }

@@ -195,7 +195,8 @@ async function deployment(id) {
   const rates = el("div", { class: "card", id: "rates" }, el("h3", {}, "Request rate and errors"), el("p", { class: "muted" }, "Waiting for the router's counters…"));
   const triggers = el("div", { class: "card", id: "deliveries" }, el("h3", {}, "Trigger deliveries"), el("p", { class: "muted" }, "No deliveries."));
   const logSel = el("select", { id: "log-instance" }, el("option", { value: "" }, "all instances"));
-  const logs = el("div", { class: "card" }, el("h3", {}, "Hook logs ", logSel), el("div", { id: "logs" }, el("p", { class: "muted" }, "No output yet.")));
+  const logs = el("div", { class: "card" }, el("h3", {}, "Hook logs ", logSel), el("div", { id: "logs" }, el("p", { class: "muted" }, "No output yet.")), el("div", { id: "logs-unstreamed" }));
+  S.streamed = null;
   setMain(head, bg, el("div", { class: "row" }, trafficBox, rates), grid, logs, triggers);
   const mo = new MutationObserver(() => {
     if (pendingChange) { window.__latency.push({ changedAt: pendingChange, domAt: performance.timeOrigin + performance.now() }); pendingChange = 0; }
@@ -273,6 +274,7 @@ function render(st) {
   }
   $("grid").replaceChildren(...rows);
   renderTraffic(st.traffic || []);
+  renderUnstreamed();
 }
 
 function detail(target, e) {
@@ -335,9 +337,40 @@ function renderDeliveries(ds) {
   box.replaceChildren(...parts, tbl);
 }
 
+// Instances whose agent streamed no output (the official CodeDeploy
+// agent does not know PutHookLog) get, once they are done, each lifecycle
+// event's diagnostics and the log tail it sends for a failed hook.
+function unstreamedTargets() {
+  if (!S.state || !S.streamed) return [];
+  const inst = ($("log-instance") || {}).value;
+  const done = ["Succeeded", "Failed", "Skipped", "Ready"];
+  return (S.state.targets || []).map((t) => t.instanceTarget).filter(Boolean)
+    .filter((t) => !S.streamed.has(t.targetId) && (!inst || t.targetId === inst) && done.includes(t.status) && (t.lifecycleEvents || []).length);
+}
+
+function renderUnstreamed() {
+  const box = $("logs-unstreamed");
+  if (!box) return;
+  const ts = unstreamedTargets();
+  if (!ts.length) { box.replaceChildren(); return; }
+  const noOutput = $("logs").querySelector("p.muted");
+  if (noOutput) noOutput.hidden = true;
+  box.replaceChildren(el("p", { class: "muted", id: "unstreamed-note" }, "No streamed output from " + ts.map((t) => t.targetId).join(", ") +
+    ": its agent does not stream hook output (the official CodeDeploy agent does not). Each lifecycle event's diagnostics and log tail instead:"),
+  ...ts.map((t) => el("div", { class: "log unstreamed", "data-instance": t.targetId }, el("b", {}, t.targetId),
+    (t.lifecycleEvents || []).map((e) => {
+      const dg = e.diagnostics || {};
+      return el("div", { class: "event-diag", "data-event": e.lifecycleEventName }, e.lifecycleEventName + " · ", statusSpan(e.status),
+        dg.errorCode && dg.errorCode !== "Success" ? " · " + dg.errorCode : null, dg.scriptName ? " · script " + dg.scriptName : null,
+        dg.message ? " · " + dg.message : null, dg.logTail ? el("pre", {}, dg.logTail) : null);
+    }))));
+}
+
 function renderLogs(logs) {
   const box = $("logs");
-  if (!logs.length) { box.replaceChildren(el("p", { class: "muted" }, "No output yet.")); return; }
+  S.streamed = new Set(logs.map((l) => l.instance));
+  renderUnstreamed();
+  if (!logs.length) { box.replaceChildren(el("p", { class: "muted", hidden: unstreamedTargets().length > 0 }, "No output yet.")); return; }
   box.replaceChildren(...logs.map((l) => el("div", { class: "log", "data-instance": l.instance, "data-event": l.event },
     el("b", {}, l.instance + " · " + l.event), l.truncated ? el("span", { class: "error" }, " (truncated at 1 MiB)") : null,
     l.omitted ? el("p", { class: "muted" }, "Too much output to show at once: choose this instance above.") : el("pre", {}, l.text))));
