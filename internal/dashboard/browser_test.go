@@ -302,7 +302,7 @@ func TestDashboardUnstreamedLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "status Failed", `(document.getElementById("status")||{}).textContent === "Failed"`, 30*time.Second)
-	inst := `document.querySelector('#logs-unstreamed .unstreamed[data-instance="`+servertest.QuietInstance+`"]')`
+	inst := `document.querySelector('#logs-unstreamed .unstreamed[data-instance="` + servertest.QuietInstance + `"]')`
 	waitJS(t, ctx, "the unstreamed instance's diagnostics",
 		`!!`+inst+` && `+inst+`.querySelector('[data-event="AfterInstall"] pre').textContent.includes("`+servertest.QuietFailure+`")`, 20*time.Second)
 	note, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("unstreamed-note")))
