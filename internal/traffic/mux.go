@@ -69,7 +69,9 @@ func (m *Mux) Addr(tg string) (net.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, ok := r.(interface{ Addr(string) (net.Addr, error) })
+	l, ok := r.(interface {
+		Addr(string) (net.Addr, error)
+	})
 	if !ok {
 		return nil, fmt.Errorf("traffic: target group %q: its router listens on no address of its own", tg)
 	}
