@@ -51,7 +51,10 @@ func TestLambdaAndECSAreMetadata(t *testing.T) {
 			[]func(*codedeploy.CreateDeploymentGroupInput){
 				func(in *codedeploy.CreateDeploymentGroupInput) { ecsGroup(in); in.EcsServices = nil },
 				func(in *codedeploy.CreateDeploymentGroupInput) { ecsGroup(in); in.LoadBalancerInfo = nil },
-				func(in *codedeploy.CreateDeploymentGroupInput) { ecsGroup(in); in.DeploymentStyle = &types.DeploymentStyle{DeploymentType: types.DeploymentTypeInPlace} },
+				func(in *codedeploy.CreateDeploymentGroupInput) {
+					ecsGroup(in)
+					in.DeploymentStyle = &types.DeploymentStyle{DeploymentType: types.DeploymentTypeInPlace}
+				},
 			}},
 	} {
 		t.Run(string(tc.platform), func(t *testing.T) {
