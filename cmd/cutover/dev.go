@@ -32,7 +32,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 	if err != nil {
 		return err
 	}
-	if *appPort <= 0 || *agents <= 0 || *appPort+*agents-1 > 65535 {
+	if *agents < 0 {
+		return fmt.Errorf("dev: --agents %d: give 0 or more", *agents)
+	}
+	if *appPort <= 0 || *appPort+max(*agents, 1)-1 > 65535 {
 		return fmt.Errorf("dev: --app-port %d with --agents %d is out of the port range", *appPort, *agents)
 	}
 	env, err := devenv.Start(ctx, devenv.Options{
@@ -44,9 +47,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		return err
 	}
 	defer func() { err = errors.Join(err, env.Close()) }()
-	apps := make([]string, len(env.Instances))
-	for i, name := range env.Instances {
-		apps[i] = fmt.Sprintf("%s %d", name, env.AppPorts[i])
+	apps, instances := []string{"none"}, "none (register hosts with 'cutover agent register')"
+	if len(env.Instances) > 0 {
+		apps = make([]string, len(env.Instances))
+		for i, name := range env.Instances {
+			apps[i] = fmt.Sprintf("%s %d", name, env.AppPorts[i])
+		}
+		instances = fmt.Sprintf("%v (tag env=dev; each also tagged fleet=<its name>)", env.Instances)
 	}
 	openNote := "off: only the key above and keys made with 'cutover keys' are accepted"
 	if *open {
@@ -64,13 +71,13 @@ export AWS_SECRET_ACCESS_KEY=%s
 export AWS_REGION=%s
 export AWS_DEFAULT_REGION=%s
 # Ports: API and S3 %s, load balancer %s, applications (hooks' $PORT): %s.
-# Local agents: %v (tag env=dev; each also tagged fleet=<its name>).
+# Local agents: %s.
 # Bucket: s3://%s   Load balancer (target group %s): %s
 # Open mode %s.
 # One API minute lasts %s. Ctrl-C stops everything started here, hooks' background processes included.
 `, env.DataDir, cleanup, env.URL, env.S3URL, env.AccessKey, env.SecretKey, env.Region, env.Region,
 		hostPort(env.URL), hostPort(env.WebURL), strings.Join(apps, ", "),
-		env.Instances, devenv.Bucket, devenv.TargetGroup, env.WebURL, openNote, *minute)
+		instances, devenv.Bucket, devenv.TargetGroup, env.WebURL, openNote, *minute)
 	select {
 	case <-ctx.Done():
 		return nil

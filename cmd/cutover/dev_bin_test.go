@@ -151,3 +151,62 @@ func freePort(t *testing.T) int {
 	n, _ := strconv.Atoi(port)
 	return n
 }
+
+// TestDevNoAgentsAnyPort: `cutover dev --agents 0` starts only the server
+// and load balancer, and with port 0 it prints the ports it bound, which
+// answer: the API to a real client, the load balancer to HTTP.
+func TestDevNoAgentsAnyPort(t *testing.T) {
+	// A port alone is on loopback, as the README says.
+	p := startBin(t, []string{"TMPDIR=" + t.TempDir()}, "dev", "--listen", ":0", "--web-listen", "127.0.0.1:0", "--agents", "0")
+	out := strings.Join(p.readUntil(t, "Ctrl-C stops everything", 60*time.Second), "\n")
+	var api, web string
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, "# Ports: API and S3 "); ok {
+			api, rest, _ = strings.Cut(rest, ", load balancer ")
+			web, _, _ = strings.Cut(rest, ", applications")
+		}
+	}
+	for _, hp := range []string{api, web} {
+		if host, port, err := net.SplitHostPort(hp); err != nil || port == "0" || host != "127.0.0.1" {
+			t.Fatalf("dev printed %q as a bound address (%v):\n%s", hp, err, out)
+		}
+	}
+	if !strings.Contains(out, "export AWS_ENDPOINT_URL=http://"+api+"\n") || !strings.Contains(out, "Local agents: none") {
+		t.Fatalf("dev printed:\n%s\nwant the endpoint http://%s and no local agents", out, api)
+	}
+	ctx := context.Background()
+	cd := codedeploy.New(codedeploy.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + api), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	got, err := cd.ListOnPremisesInstances(ctx, &codedeploy.ListOnPremisesInstancesInput{})
+	if err != nil || len(got.InstanceNames) != 0 {
+		t.Fatalf("instances of a dev without agents: %v %v", got, err)
+	}
+	resp, err := http.Get("http://" + web + "/")
+	if err != nil {
+		t.Fatalf("the printed load balancer %s: %v", web, err)
+	}
+	resp.Body.Close()
+	if code, err := p.stop(os.Interrupt, 30*time.Second); err != nil || code != 0 {
+		t.Fatalf("dev exit %d %v\n%s", code, err, p.stderr())
+	}
+}
+
+// TestDevRefusals: impossible agent counts and ports, and an API address
+// beyond loopback (the dev environment serves plain HTTP), are refused
+// before anything starts.
+func TestDevRefusals(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--agents", "-1"}, "--agents -1"},
+		{[]string{"--app-port", "65535", "--agents", "2"}, "out of the port range"},
+		{[]string{"--app-port", "0", "--agents", "0"}, "out of the port range"},
+		{[]string{"--listen", "0.0.0.0:0", "--agents", "0"}, "not a loopback address"},
+	} {
+		r := runBin(t, []string{"TMPDIR=" + t.TempDir()}, append([]string{"dev"}, c.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("dev %v: exit %d, stderr %q; want %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+}

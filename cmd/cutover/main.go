@@ -220,12 +220,13 @@ func storeFlags(fs *flag.FlagSet) (dataDir, database *string) {
 }
 
 func openKeys(ctx context.Context, dataDir, database string) (*keys.Manager, func() error, error) {
-	sealer, err := server.OpenSealer(dataDir)
+	st, err := server.OpenStore(ctx, dataDir, database)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := server.OpenStore(ctx, dataDir, database)
+	sealer, err := server.OpenCheckedSealer(ctx, st, dataDir)
 	if err != nil {
+		st.Close()
 		return nil, nil, err
 	}
 	return &keys.Manager{Store: st, Sealer: sealer}, st.Close, nil
@@ -355,15 +356,15 @@ func runGitHubToken(ctx context.Context, args []string, stdout io.Writer) error 
 	if err := s.parse(args); err != nil {
 		return err
 	}
-	sealer, err := server.OpenSealer(*dataDir)
-	if err != nil {
-		return err
-	}
 	st, err := server.OpenStore(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	sealer, err := server.OpenCheckedSealer(ctx, st, *dataDir)
+	if err != nil {
+		return err
+	}
 	if err := api.AddGitHubToken(ctx, st, sealer, *account, *region, *name, *token); err != nil {
 		return err
 	}

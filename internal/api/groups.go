@@ -389,9 +389,9 @@ func completeGroup(ctx context.Context, tx store.Tx, sc scope, g *cd.DeploymentG
 	if p := deref(cfg.ComputePlatform); p != platform {
 		return awsjson.Errorf("InvalidDeploymentConfigNameException", "The deployment configuration %s is for the %s compute platform, but the application is %s.", *g.DeploymentConfigName, p, platform)
 	}
-	if platform != cd.ComputePlatformServer {
-		return UnsupportedPlatform(platform, *g.DeploymentConfigName)
-	}
+	// Lambda and ECS groups are kept as metadata: their deployments are
+	// recorded and fail at once (deploy.CreateDeployment), as pipelines
+	// written for AWS or its emulators create them up front.
 	return nil
 }
 

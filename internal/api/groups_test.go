@@ -77,16 +77,14 @@ func TestDeploymentGroupDefaults(t *testing.T) {
 		t.Fatalf("defaults %+v", g)
 	}
 
-	// Lambda applications may exist (metadata), but their groups could never
-	// deploy here: refused, naming the platform, and nothing is stored.
+	// Lambda groups are metadata, as on AWS: stored with the Lambda
+	// defaults (deploy.TestLambdaAndECSAreMetadata deploys to them).
 	createApp(t, c, "fn", types.ComputePlatformLambda)
-	_, err = c.CreateDeploymentGroup(ctx, groupInput("fn", "live"))
-	servertest.WantError(t, err, "InvalidDeploymentConfigNameException")
-	if !strings.Contains(err.Error(), "does not run the Lambda compute platform (deployment configuration CodeDeployDefault.LambdaAllAtOnce)") {
-		t.Errorf("message: %v", err)
+	if _, err := c.CreateDeploymentGroup(ctx, groupInput("fn", "live")); err != nil {
+		t.Fatalf("Lambda group: %v", err)
 	}
-	if l, err := c.ListDeploymentGroups(ctx, &codedeploy.ListDeploymentGroupsInput{ApplicationName: aws.String("fn")}); err != nil || len(l.DeploymentGroups) != 0 {
-		t.Fatalf("groups after refusal: %v %v", l, err)
+	if fn := getGroup(t, c, "fn", "live"); *fn.DeploymentConfigName != "CodeDeployDefault.LambdaAllAtOnce" || fn.ComputePlatform != types.ComputePlatformLambda {
+		t.Fatalf("Lambda group %v %v", *fn.DeploymentConfigName, fn.ComputePlatform)
 	}
 }
 

@@ -1,13 +1,13 @@
 package deploy
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cutoverhq/cutover/internal/api"
@@ -83,6 +83,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 	now := r.now()
 	id := newDeploymentID()
 	var rec *Record
+	unrun := false
 	err = r.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		app, err := api.LoadApp(ctx, tx, account, region, appName)
 		if err != nil {
@@ -95,8 +96,8 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 			if p == cd.ComputePlatformLambda && in.IgnoreApplicationStopFailures != nil && *in.IgnoreApplicationStopFailures {
 				return awsjson.Errorf("InvalidIgnoreApplicationStopFailuresValueException", "ignoreApplicationStopFailures must be false for Lambda deployments.")
 			}
-			// Checked before the group: such groups cannot be created.
-			return api.UnsupportedPlatform(p, cmp.Or(deref(in.DeploymentConfigName), "CodeDeployDefault."+p+"AllAtOnce"))
+		} else if s3 := in.Revision.S3Location; s3 != nil && (deref(s3.BundleType) == cd.BundleTypeJSON || deref(s3.BundleType) == cd.BundleTypeYAML) {
+			return awsjson.Errorf("InvalidRevisionException", "Bundle type %s is for Lambda and ECS revisions, not servers.", deref(s3.BundleType))
 		}
 		g, err := api.LoadGroup(ctx, tx, account, region, appName, groupName)
 		if err != nil {
@@ -151,6 +152,19 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 			return awsjson.Errorf("InvalidDeploymentConfigNameException", "Deployment configuration %s is for the %s compute platform, not %s.", cfgName, deref(conf.ComputePlatform), rec.ComputePlatform)
 		}
 		rec.ConfigName = cfgName
+		if rec.ComputePlatform != cd.ComputePlatformServer {
+			// Recorded, and failed before anything runs: see notRun.
+			rec.Engine = notRun(id, rec.ComputePlatform, now)
+			unrun = true
+			if err := api.TouchRevision(ctx, tx, account, region, appName, in.Revision, now, groupName); err != nil {
+				return err
+			}
+			if err := insert(ctx, tx, rec); err != nil {
+				return err
+			}
+			_, err := r.exec.finish(ctx, tx, rec)
+			return err
+		}
 		if b, err := tx.Get(ctx, kindGroupLock, rec.GroupID); err == nil {
 			return awsjson.Errorf("DeploymentLimitExceededException", "The Deployment Group '%s' already has an active Deployment '%s'", groupName, string(b))
 		} else if !isNotFound(err) {
@@ -249,8 +263,29 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 	if err != nil {
 		return nil, err
 	}
-	r.exec.startLive(rec)
+	if !unrun {
+		r.exec.startLive(rec)
+	}
 	return &cd.CreateDeploymentOutput{DeploymentId: &id}, nil
+}
+
+// notRun is the engine state of a Lambda or ECS deployment: this server
+// deploys only to instances running its agent, so such a deployment fails
+// as it is created, with the error code of the model's ErrorCode enum
+// nearest to "this platform's target cannot be deployed to". Creating it,
+// rather than refusing the request, lets pipelines written for AWS or its
+// emulators create their groups and deployments and read an honest
+// outcome (README: Lambda and ECS).
+func notRun(id, platform string, now time.Time) *engine.Deployment {
+	e := engine.NewDeployment(engine.Deployment{ID: id, BlueGreen: true, TrafficControl: true}, nil, nil, now)
+	code := "INVALID_LAMBDA_CONFIGURATION"
+	if platform == cd.ComputePlatformECS {
+		code = "INVALID_ECS_SERVICE"
+	}
+	e.Status, e.Started, e.Completed = engine.StatusFailed, now, now
+	e.ErrorCode = code
+	e.ErrorMessage = fmt.Sprintf("This server deploys only to the %s compute platform (on-premises instances running its agent); it does not run %s deployments. The deployment was recorded and nothing was changed.", cd.ComputePlatformServer, platform)
+	return e
 }
 
 // insert writes a new deployment with its indexes and group lock.
@@ -423,10 +458,13 @@ func checkRevision(rev *cd.RevisionLocation) error {
 		}
 		switch deref(s.BundleType) {
 		case cd.BundleTypeTar, cd.BundleTypeTgz, cd.BundleTypeZip:
+		case cd.BundleTypeJSON, cd.BundleTypeYAML:
+			// An AppSpec file for Lambda or ECS; refused for servers once
+			// the application's platform is known.
 		case "":
 			return bad("An S3 revision for servers needs bundleType tar, tgz or zip.")
 		default:
-			return bad("Bundle type %s is for Lambda and ECS revisions, not servers.", deref(s.BundleType))
+			return bad("The bundle type %q is not valid.", deref(s.BundleType))
 		}
 	case cd.RevisionLocationTypeGitHub:
 		g := rev.GitHubLocation

@@ -32,7 +32,7 @@ type Options struct {
 	DataDir     string
 	Listen      string // API, default 127.0.0.1:8443; loopback only (plain HTTP)
 	WebListen   string // builtin load balancer, default 127.0.0.1:8080
-	Agents      int    // local agents, default 2
+	Agents      int    // local agents, none when 0
 	AppBasePort int    // agent i's application port is AppBasePort+i, default 9081
 	Minute      time.Duration
 	Logger      *slog.Logger
@@ -86,6 +86,14 @@ func loopback(addr string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
+// onLoopback gives a host-less address (":port") the loopback host.
+func onLoopback(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
 // Start brings the environment up; Close (or ctx's end) takes it down.
 func Start(ctx context.Context, o Options) (*Env, error) {
 	if o.Listen == "" {
@@ -94,11 +102,14 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if o.WebListen == "" {
 		o.WebListen = "127.0.0.1:8080"
 	}
+	// "All on 127.0.0.1": a port alone (":0", ":8443") is a loopback port
+	// here, where a Go listener would take every interface.
+	o.Listen, o.WebListen = onLoopback(o.Listen), onLoopback(o.WebListen)
 	if !loopback(o.Listen) {
 		return nil, fmt.Errorf("dev: %s is not a loopback address: the dev environment serves plain HTTP with a well-known layout; use cutover server for other addresses", o.Listen)
 	}
-	if o.Agents <= 0 {
-		o.Agents = 2
+	if o.Agents < 0 {
+		return nil, fmt.Errorf("dev: %d agents", o.Agents)
 	}
 	if o.AppBasePort == 0 {
 		o.AppBasePort = 9081
@@ -150,7 +161,13 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	}
 	e.URL = srv.URL()
 	e.S3URL = e.URL
-	e.WebURL = "http://" + o.WebListen
+	// The bound address, not the configured one: port 0 picks a port.
+	web, err := srv.Traffic.Addr(TargetGroup)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.WebURL = "http://" + web.String()
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.errs <- srv.Serve(ctx) }()
 

@@ -23,7 +23,7 @@ func TestDevEnvironmentDeploys(t *testing.T) {
 	ctx := context.Background()
 	env, err := Start(ctx, Options{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", WebListen: "127.0.0.1:0",
-		AppBasePort: 19081, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Agents: 2, AppBasePort: 19081, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

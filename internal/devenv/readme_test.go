@@ -73,7 +73,7 @@ func TestREADMEBlueGreenDemo(t *testing.T) {
 	ctx := context.Background()
 	env, err := Start(ctx, Options{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", WebListen: freeAddr(t),
-		AppBasePort: 19181, Minute: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Agents: 2, AppBasePort: 19181, Minute: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

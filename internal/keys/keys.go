@@ -30,6 +30,13 @@ var ErrNotFound = errors.New("keys: access key not found")
 // ErrRevoked is the ErrNotFound of a key that exists and was revoked.
 var ErrRevoked = fmt.Errorf("%w (revoked)", ErrNotFound)
 
+// ErrUnopenable is returned by Lookup for a key whose stored secret this
+// server's key cannot open: it was sealed under another server key (a
+// `cutover keys create` run without the server's CUTOVER_SERVER_KEY, before
+// the CLI refused that) or the record was damaged. It is the server's
+// fault, not the caller's, but no request can be verified with the key.
+var ErrUnopenable = errors.New("keys: stored secret cannot be opened with this server key")
+
 // Sealer seals secrets at rest; internal/secretbox provides it.
 type Sealer interface {
 	Seal(plaintext []byte, context string) (string, error)
@@ -305,7 +312,7 @@ func (m *Manager) lookup(ctx context.Context, id string) (Key, string, error) {
 	}
 	secret, err := m.Sealer.Open(k.Sealed, kind+":"+id)
 	if err != nil {
-		return Key{}, "", fmt.Errorf("open secret of %s: %w", id, err)
+		return Key{}, "", fmt.Errorf("%w: %s: %w", ErrUnopenable, id, err)
 	}
 	return k, string(secret), nil
 }

@@ -22,7 +22,9 @@ func (s *Server) deleteAccessKey(ctx context.Context, body []byte) (any, error) 
 		return nil, awsjson.Errorf("ValidationException", "AccessKeyId is required")
 	}
 	c, _ := awsjson.CallerFrom(ctx)
-	k, _, err := s.Keys.Lookup(ctx, in.AccessKeyID)
+	// Get, not Lookup: revoking needs no secret, so a key sealed under
+	// another server key can still be taken back.
+	k, err := s.Keys.Get(ctx, in.AccessKeyID)
 	// Another account's key is reported as missing: its existence is not
 	// this caller's to learn.
 	if errors.Is(err, keys.ErrNotFound) || (err == nil && k.Account != c.Account) {

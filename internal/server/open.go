@@ -22,7 +22,9 @@ func (s *Server) keyLookup() func(context.Context, string) (sigv4.Credentials, e
 	}
 	return func(ctx context.Context, id string) (sigv4.Credentials, error) {
 		c, err := s.lookupKey(ctx, id)
-		if !errors.Is(err, sigv4.ErrUnknownKey) || errors.Is(err, keys.ErrRevoked) {
+		// A revoked key, or one whose secret cannot be opened, exists:
+		// it stays refused rather than becoming the root administrator.
+		if !errors.Is(err, sigv4.ErrUnknownKey) || errors.Is(err, keys.ErrRevoked) || errors.Is(err, keys.ErrUnopenable) {
 			return c, err
 		}
 		return sigv4.Credentials{

@@ -144,7 +144,7 @@ func checkSealer(ctx context.Context, st store.Store, box *secretbox.Box) error 
 			return err
 		}
 		if got, err := box.Open(string(b), "meta:"+sealCheckKey); err != nil || string(got) != plain {
-			return errors.New("the server key does not open this database's secrets: every replica on one database needs the same key (set CUTOVER_SERVER_KEY to the hex key of the first server, the contents of its data directory's server.key)")
+			return errors.New("the server key does not open this database's secrets: every replica on one database, and every `cutover keys` or `cutover github-token` run against it, needs the server's key (set CUTOVER_SERVER_KEY to the hex key of the first server, the contents of its data directory's server.key)")
 		}
 		return nil
 	})

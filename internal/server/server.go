@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -176,6 +177,36 @@ func OpenSealer(dataDir string) (*secretbox.Box, error) {
 	return secretbox.LoadOrCreateKey(filepath.Join(dataDir, "server.key"))
 }
 
+// OpenCheckedSealer returns the box sealing st's secrets, as OpenSealer
+// finds it, after checking that it opens what st already holds. The
+// server and the offline tools (`cutover keys`, `github-token`) share it,
+// so that no tool seals a secret the server cannot open: with the database
+// already in use and neither CUTOVER_SERVER_KEY nor dataDir/server.key
+// present, it refuses rather than creating a key of its own (as happens
+// when the server's unit file sets CUTOVER_SERVER_KEY and a shell does not).
+func OpenCheckedSealer(ctx context.Context, st store.Store, dataDir string) (*secretbox.Box, error) {
+	source := "CUTOVER_SERVER_KEY"
+	if os.Getenv("CUTOVER_SERVER_KEY") == "" {
+		path := filepath.Join(dataDir, "server.key")
+		source = path
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			if _, err := store.Get(ctx, st, "meta", sealCheckKey); err == nil {
+				return nil, fmt.Errorf("this database's secrets are sealed with a server key that is not here: %s does not exist and CUTOVER_SERVER_KEY is not set; set CUTOVER_SERVER_KEY to the server's key (as its unit file or environment does) or give the --data-dir holding its server.key", path)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+		}
+	}
+	box, err := OpenSealer(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSealer(ctx, st, box); err != nil {
+		return nil, fmt.Errorf("server key from %s: %w", source, err)
+	}
+	return box, nil
+}
+
 // Server is a running Cutover server.
 type Server struct {
 	cfg     Config
@@ -226,10 +257,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = defaultReplicaID()
 	}
-	sealer, err := OpenSealer(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	st, err := OpenStore(ctx, cfg.DataDir, cfg.Database)
 	if err != nil {
 		return nil, err
@@ -237,12 +264,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if pg, ok := st.(*postgres.DB); ok && cfg.DatabaseMaxConns > 0 {
 		pg.SetMaxConns(cfg.DatabaseMaxConns)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, Store: st, sealer: sealer}
-	s.closers = append(s.closers, st.Close)
-	if err := checkSealer(ctx, st, sealer); err != nil {
-		s.Close()
+	sealer, err := OpenCheckedSealer(ctx, st, cfg.DataDir)
+	if err != nil {
+		st.Close()
 		return nil, err
 	}
+	s := &Server{cfg: cfg, log: cfg.Logger, Store: st, sealer: sealer}
+	s.closers = append(s.closers, st.Close)
 	if err := s.openFeed(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -427,7 +455,13 @@ func (s *Server) pageKey(ctx context.Context) ([]byte, error) {
 
 func (s *Server) lookupKey(ctx context.Context, id string) (sigv4.Credentials, error) {
 	k, secret, err := s.Keys.Lookup(ctx, id)
-	if errors.Is(err, keys.ErrNotFound) {
+	if errors.Is(err, keys.ErrUnopenable) {
+		// The caller cannot tell this key from an unknown one (a 500
+		// would tell it the key exists); the operator learns why here.
+		s.log.ErrorContext(ctx, "access key refused: its secret was sealed under another server key; create it again with the server's key (CUTOVER_SERVER_KEY or the data directory's server.key)",
+			"accessKeyId", id, "err", err)
+	}
+	if errors.Is(err, keys.ErrNotFound) || errors.Is(err, keys.ErrUnopenable) {
 		return sigv4.Credentials{}, fmt.Errorf("%w: %w", sigv4.ErrUnknownKey, err)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"sync"
 )
@@ -57,6 +58,24 @@ func (m *Mux) router(tg string) (Router, error) {
 		return nil, fmt.Errorf("traffic: target group %q: %w (not in the server configuration)", tg, ErrUnknownTargetGroup)
 	}
 	return r, nil
+}
+
+// Addr is the address target group tg's listener is bound to, for routers
+// that listen themselves (builtin); it tells the port chosen for a
+// listener configured with port 0. Routers driving a load balancer they do
+// not own (HAProxy) have no such address.
+func (m *Mux) Addr(tg string) (net.Addr, error) {
+	r, err := m.router(tg)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := r.(interface {
+		Addr(string) (net.Addr, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("traffic: target group %q: its router listens on no address of its own", tg)
+	}
+	return l.Addr(tg)
 }
 
 // Apply implements Router.
