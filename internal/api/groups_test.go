@@ -191,9 +191,9 @@ func TestDeploymentGroupLifecycle(t *testing.T) {
 	if tags := groupTags(t, c, "web", "production"); len(tags) != 1 {
 		t.Fatalf("tags after rename %+v", tags)
 	}
-	if tags := groupTags(t, c, "web", "prod"); len(tags) != 0 {
-		t.Fatalf("tags left on old name %+v", tags)
-	}
+	// The old name's ARN names nothing now.
+	_, err = c.ListTagsForResource(ctx, &codedeploy.ListTagsForResourceInput{ResourceArn: aws.String("arn:aws:codedeploy:us-east-1:000000000000:deploymentgroup:web/prod")})
+	servertest.WantError(t, err, "InvalidArnException")
 
 	list, err := c.ListDeploymentGroups(ctx, &codedeploy.ListDeploymentGroupsInput{ApplicationName: aws.String("web")})
 	if err != nil || *list.ApplicationName != "web" || strings.Join(list.DeploymentGroups, ",") != "production,staging" {
@@ -211,8 +211,17 @@ func TestDeploymentGroupLifecycle(t *testing.T) {
 	if err != nil || len(del.HooksNotCleanedUp) != 0 {
 		t.Fatalf("delete %+v %v", del, err)
 	}
+	_, err = c.ListTagsForResource(ctx, &codedeploy.ListTagsForResourceInput{ResourceArn: aws.String("arn:aws:codedeploy:us-east-1:000000000000:deploymentgroup:web/production")})
+	servertest.WantError(t, err, "InvalidArnException")
+	// A new group of the name does not inherit the deleted one's tags.
+	if _, err := c.CreateDeploymentGroup(ctx, groupInput("web", "production")); err != nil {
+		t.Fatal(err)
+	}
 	if tags := groupTags(t, c, "web", "production"); len(tags) != 0 {
 		t.Fatalf("tags survive delete %+v", tags)
+	}
+	if _, err := c.DeleteDeploymentGroup(ctx, &codedeploy.DeleteDeploymentGroupInput{ApplicationName: aws.String("web"), DeploymentGroupName: aws.String("production")}); err != nil {
+		t.Fatal(err)
 	}
 	// Deleting what is gone succeeds: no DoesNotExist error is modelled.
 	for _, app := range []string{"web", "no-such-app"} {

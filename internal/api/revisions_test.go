@@ -415,6 +415,14 @@ func TestDeleteApplicationCascades(t *testing.T) {
 	servertest.WantError(t, err, "DeploymentGroupDoesNotExistException")
 	_, err = c.GetApplicationRevision(ctx, &codedeploy.GetApplicationRevisionInput{ApplicationName: aws.String("web"), Revision: s3Rev("b", "k")})
 	servertest.WantError(t, err, "RevisionDoesNotExistException")
+	// The deleted group's ARN names nothing; a new group of the same name
+	// starts without the old one's tags.
+	_, err = c.ListTagsForResource(ctx, &codedeploy.ListTagsForResourceInput{ResourceArn: aws.String("arn:aws:codedeploy:us-east-1:000000000000:deploymentgroup:web/prod")})
+	servertest.WantError(t, err, "InvalidArnException")
+	in.Tags = nil
+	if _, err := c.CreateDeploymentGroup(ctx, in); err != nil {
+		t.Fatal(err)
+	}
 	if tags := groupTags(t, c, "web", "prod"); len(tags) != 0 {
 		t.Fatalf("group tags survive %+v", tags)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -54,7 +55,13 @@ func moveTags(ctx context.Context, tx store.Tx, from, to string) error {
 
 // resolveArn checks that an ARN names an existing application, deployment
 // group or deployment config of the caller and returns its canonical form.
-func resolveArn(ctx context.Context, tx store.Tx, sc scope, arn *string, checkExists bool) (string, error) {
+// An ARN without an account (arn:aws:codedeploy:REGION::application:NAME,
+// as the Terraform provider builds with skip_requesting_account_id) names
+// the caller's own account. For list (ListTagsForResource, whose model has
+// no DoesNotExist error) a missing resource of the caller's is an
+// InvalidArnException, never a silent empty list; an ARN of another
+// account or region is nothing the caller may see and lists as no tags.
+func resolveArn(ctx context.Context, tx store.Tx, sc scope, arn *string, list bool) (string, error) {
 	if arn == nil || *arn == "" {
 		return "", awsjson.Errorf("ResourceArnRequiredException", "The ARN of a resource is required.")
 	}
@@ -73,52 +80,56 @@ func resolveArn(ctx context.Context, tx store.Tx, sc scope, arn *string, checkEx
 	if !ok {
 		return "", unsupported // e.g. instance/<name>
 	}
+	if head[4] == "" {
+		head[4] = sc.Account
+	}
 	if head[3] != sc.Region || head[4] != sc.Account {
 		// Another account or region: nothing the caller can see.
-		if !checkExists {
+		if list {
 			return "", nil // lists as no tags
 		}
 		return "", notFoundFor(typ, name)
+	}
+	missing := func(err error) error {
+		var ae *awsjson.Error
+		if list && errors.As(err, &ae) && strings.HasSuffix(ae.Type, "DoesNotExistException") {
+			return awsjson.Errorf("InvalidArnException", "The specified ARN %q names no existing resource: %s", *arn, ae.Message)
+		}
+		return err
 	}
 	switch typ {
 	case "application":
 		if !nameRE.MatchString(name) {
 			return "", awsjson.Errorf("InvalidArnException", "The specified ARN %q is not in a valid format.", *arn)
 		}
-		if checkExists {
-			if _, err := loadApp(ctx, tx, sc, name); err != nil {
-				return "", err
-			}
+		if _, err := loadApp(ctx, tx, sc, name); err != nil {
+			return "", missing(err)
 		}
 	case "deploymentgroup":
 		app, group, ok := strings.Cut(name, "/")
 		if !ok || !nameRE.MatchString(app) || !nameRE.MatchString(group) {
 			return "", awsjson.Errorf("InvalidArnException", "The specified ARN %q is not in a valid format.", *arn)
 		}
-		if checkExists {
-			if _, err := tx.Get(ctx, kindGroup, groupKey(sc, app, group)); notFound(err) {
-				return "", notFoundFor(typ, name)
-			} else if err != nil {
-				return "", err
-			}
+		if _, err := tx.Get(ctx, kindGroup, groupKey(sc, app, group)); notFound(err) {
+			return "", missing(notFoundFor(typ, name))
+		} else if err != nil {
+			return "", err
 		}
 	case "deploymentconfig":
 		if !nameRE.MatchString(name) {
 			return "", awsjson.Errorf("InvalidArnException", "The specified ARN %q is not in a valid format.", *arn)
 		}
-		if checkExists {
-			if _, ok := builtinConfig(name); !ok {
-				if _, err := tx.Get(ctx, kindConfig, sc.prefix()+name); notFound(err) {
-					return "", notFoundFor(typ, name)
-				} else if err != nil {
-					return "", err
-				}
+		if _, ok := builtinConfig(name); !ok {
+			if _, err := tx.Get(ctx, kindConfig, sc.prefix()+name); notFound(err) {
+				return "", missing(notFoundFor(typ, name))
+			} else if err != nil {
+				return "", err
 			}
 		}
 	default:
 		return "", awsjson.Errorf("ArnNotSupportedException", "The specified ARN %q is not supported: only CodeDeploy applications, deployment groups and deployment configurations can be tagged.", *arn)
 	}
-	return *arn, nil
+	return strings.Join(head, ":"), nil
 }
 
 func notFoundFor(typ, name string) error {
@@ -156,7 +167,7 @@ func (s *Server) TagResource(ctx context.Context, in *cd.TagResourceInput) (*cd.
 	}
 	sc := scopeOf(ctx)
 	err := s.Store.Update(ctx, func(tx store.Tx) error {
-		arn, err := resolveArn(ctx, tx, sc, in.ResourceArn, true)
+		arn, err := resolveArn(ctx, tx, sc, in.ResourceArn, false)
 		if err != nil {
 			return err
 		}
@@ -193,7 +204,7 @@ func (s *Server) UntagResource(ctx context.Context, in *cd.UntagResourceInput) (
 	}
 	sc := scopeOf(ctx)
 	err := s.Store.Update(ctx, func(tx store.Tx) error {
-		arn, err := resolveArn(ctx, tx, sc, in.ResourceArn, true)
+		arn, err := resolveArn(ctx, tx, sc, in.ResourceArn, false)
 		if err != nil {
 			return err
 		}
@@ -219,9 +230,7 @@ func (s *Server) ListTagsForResource(ctx context.Context, in *cd.ListTagsForReso
 	sc := scopeOf(ctx)
 	var tags []cd.Tag
 	err := s.Store.View(ctx, func(tx store.Tx) error {
-		// The operation lists no DoesNotExist errors: an ARN of a missing
-		// resource simply has no tags.
-		arn, err := resolveArn(ctx, tx, sc, in.ResourceArn, false)
+		arn, err := resolveArn(ctx, tx, sc, in.ResourceArn, true)
 		if err != nil {
 			return err
 		}

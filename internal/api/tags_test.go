@@ -247,6 +247,11 @@ func TestTagErrors(t *testing.T) {
 		{"reserved aws: prefix", tagOp(s(appArn), []types.Tag{tag("aws:cloudformation:stack-name", "v")}), "InvalidTagsToAddException", ""},
 		{"51 tags at once", tagOp(s(appArn), append(fifty[:50:50], tag("one-more", "v"))), "InvalidTagsToAddException", ""},
 		{"50 new tags on top of one", tagOp(s(appArn), fifty), "InvalidTagsToAddException", ""},
+		{"list missing application", listOp(s("arn:aws:codedeploy:us-east-1:000000000000:application:nope")), "InvalidArnException", ""},
+		{"list missing group", listOp(s("arn:aws:codedeploy:us-east-1:000000000000:deploymentgroup:web/nope")), "InvalidArnException", ""},
+		{"list missing config", listOp(s("arn:aws:codedeploy:us-east-1:000000000000:deploymentconfig:nope")), "InvalidArnException", ""},
+		{"list missing application, arn without account", listOp(s("arn:aws:codedeploy:us-east-1::application:nope")), "InvalidArnException", ""},
+		{"tag missing application, arn without account", tagOp(s("arn:aws:codedeploy:us-east-1::application:nope"), one), "ApplicationDoesNotExistException", ""},
 		{"bad tags on a missing application", tagOp(s("arn:aws:codedeploy:us-east-1:000000000000:application:nope"), []types.Tag{tag("", "")}), "InvalidTagsToAddException", ""},
 	}
 	for _, tc := range cases {
@@ -316,5 +321,43 @@ func TestTagsNotVisibleAcrossScopes(t *testing.T) {
 	}
 	if got := tagList(t, bob, strings.Replace(appArn, "000000000000", "111111111111", 1)); got != "owner=bob" {
 		t.Errorf("bob's tags: %s", got)
+	}
+}
+
+// TestArnWithoutAccount: an ARN with an empty account field (what the
+// Terraform provider builds with skip_requesting_account_id) names the
+// caller's own account, for every tag operation; the full ARN and the short
+// one are the same resource.
+func TestArnWithoutAccount(t *testing.T) {
+	env := servertest.Start(t)
+	setupTaggables(t, env)
+	ctx := context.Background()
+	k, err := env.Server.Keys.Create(ctx, "bob", "111111111111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := env.NewClient(k.AccessKeyID, k.SecretAccessKey, "us-east-1")
+	if _, err := bob.CreateApplication(ctx, &codedeploy.CreateApplicationInput{ApplicationName: aws.String("web"), Tags: []types.Tag{tag("owner", "bob")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, full := range []string{appArn, configArn} {
+		short := strings.Replace(full, ":000000000000:", "::", 1)
+		t.Run(short, func(t *testing.T) {
+			if _, err := env.Client.TagResource(ctx, &codedeploy.TagResourceInput{ResourceArn: aws.String(short), Tags: []types.Tag{tag("env", "prod"), tag("team", "web")}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := env.Client.UntagResource(ctx, &codedeploy.UntagResourceInput{ResourceArn: aws.String(short), TagKeys: []string{"team"}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, arn := range []string{short, full} {
+				if got := tagList(t, env.Client, arn); got != "env=prod" {
+					t.Errorf("tags through %s: %q", arn, got)
+				}
+			}
+		})
+	}
+	// bob's short ARN is his own application, not ours.
+	if got := tagList(t, bob, "arn:aws:codedeploy:us-east-1::application:web"); got != "owner=bob" {
+		t.Errorf("bob's tags through the short arn: %q", got)
 	}
 }

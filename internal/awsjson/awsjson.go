@@ -185,7 +185,9 @@ func (h *Handler) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func newRequestID() string {
+// NewRequestID returns a fresh request id (a random UUID), the form AWS
+// uses for x-amzn-RequestId.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
@@ -195,7 +197,7 @@ func newRequestID() string {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqID := newRequestID()
+	reqID := NewRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	ctx := context.WithValue(r.Context(), requestIDKey{}, reqID)
 	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)

@@ -133,7 +133,7 @@ func IsS3Request(r *http.Request) bool {
 	if r.Header.Get("X-Amz-Target") != "" {
 		return false
 	}
-	if svc, ok := signedService(r); ok {
+	if svc, ok := sigv4.ScopeService(r); ok {
 		return svc == SigningName
 	}
 	return !serverPath(r.URL.Path)
@@ -149,22 +149,6 @@ func serverPath(p string) bool {
 		return true
 	}
 	return strings.HasPrefix(p, "/ui/")
-}
-
-// signedService returns the service of the Authorization header's
-// credential scope (".../<date>/<region>/<service>/aws4_request").
-func signedService(r *http.Request) (string, bool) {
-	a := r.Header.Get("Authorization")
-	_, cred, ok := strings.Cut(a, "Credential=")
-	if !ok {
-		return "", false
-	}
-	cred, _, _ = strings.Cut(cred, ",")
-	parts := strings.Split(strings.TrimSpace(cred), "/")
-	if len(parts) != 5 {
-		return "", false
-	}
-	return parts[3], true
 }
 
 // Accepted payload markers besides a hex digest. Chunk-signed uploads

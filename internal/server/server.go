@@ -34,6 +34,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/store"
 	"github.com/cutoverhq/cutover/internal/store/postgres"
 	"github.com/cutoverhq/cutover/internal/store/sqlite"
+	"github.com/cutoverhq/cutover/internal/sts"
 	"github.com/cutoverhq/cutover/internal/tlsca"
 	"github.com/cutoverhq/cutover/internal/traffic"
 	"github.com/cutoverhq/cutover/internal/trigger"
@@ -349,8 +350,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux.Handle("/ui", s.ui)
 	mux.Handle("/ui/", s.ui)
 	// The official agent's start-up check does GET / over TLS and accepts
-	// any status; everything else is the JSON protocol.
-	mux.Handle("/", withKeyMemo(h))
+	// any status; STS's query protocol is told apart by its signing scope
+	// or form (sts.IsRequest); everything else is the JSON protocol.
+	mux.Handle("/", withKeyMemo(s.withSTS(h)))
 	if err := s.openRevisions(); err != nil {
 		s.Close()
 		return nil, err
@@ -494,6 +496,20 @@ func authError(err error) error {
 		return &awsjson.Error{Type: se.Code, Message: se.Message, Status: se.Status}
 	}
 	return err
+}
+
+// withSTS sends STS requests (GetCallerIdentity) to their handler and the
+// rest to h.
+func (s *Server) withSTS(h http.Handler) http.Handler {
+	st := sts.New(sigv4.KeyLookupFunc(s.keyLookup()), s.cfg.Now, s.log)
+	st.BodyTimeout = s.cfg.BodyTimeout
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sts.IsRequest(r) {
+			st.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Sealer returns the box sealing secrets at rest (the CLI's GitHub tokens).

@@ -362,3 +362,20 @@ func writeTrimmed(b *strings.Builder, v string, mode trimMode) {
 		b.WriteByte(c)
 	}
 }
+
+// ScopeService returns the service named by the credential scope of r's
+// Authorization header (".../<date>/<region>/<service>/aws4_request"),
+// without checking anything else: it tells a server which protocol a
+// signed request speaks before the request is verified.
+func ScopeService(r *http.Request) (string, bool) {
+	_, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	if !ok {
+		return "", false
+	}
+	cred, _, _ = strings.Cut(cred, ",")
+	parts := strings.Split(strings.TrimSpace(cred), "/")
+	if len(parts) != 5 {
+		return "", false
+	}
+	return parts[3], true
+}
