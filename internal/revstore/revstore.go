@@ -69,7 +69,7 @@ type Config struct {
 	// (and those CreateBucket makes for no account).
 	DefaultOwner string
 	Logger       *slog.Logger
-	Now        func() time.Time
+	Now          func() time.Time
 }
 
 // Store serves the S3 protocol over the revision files.

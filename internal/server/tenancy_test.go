@@ -80,14 +80,20 @@ func TestRevisionBucketsBelongToTheirAccount(t *testing.T) {
 		}{
 			{"GetObject", func() error { _, err := b.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: bucket, Key: key}); return err }, "AccessDenied"},
 			// HEAD has no body: the SDK names the status.
-			{"HeadObject", func() error { _, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: bucket, Key: key}); return err }, "Forbidden"},
+			{"HeadObject", func() error {
+				_, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: bucket, Key: key})
+				return err
+			}, "Forbidden"},
 			{"HeadBucket", func() error { _, err := b.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: bucket}); return err }, "Forbidden"},
 			{"ListObjectsV2", func() error { _, err := b.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: bucket}); return err }, "AccessDenied"},
 			{"PutObject", func() error {
 				_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: key, Body: strings.NewReader("evil")})
 				return err
 			}, "AccessDenied"},
-			{"DeleteObject", func() error { _, err := b.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: bucket, Key: key}); return err }, "AccessDenied"},
+			{"DeleteObject", func() error {
+				_, err := b.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: bucket, Key: key})
+				return err
+			}, "AccessDenied"},
 			{"DeleteObjects", func() error {
 				_, err := b.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: bucket, Delete: &s3types.Delete{Objects: []s3types.ObjectIdentifier{{Key: key}}}})
 				return err
