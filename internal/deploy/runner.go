@@ -143,7 +143,8 @@ type TeardownEvent struct {
 	DeploymentGroup  string   `json:"deploymentGroupName"`
 	Instances        []string `json:"instances"`
 	Terminate        bool     `json:"terminate"` // TERMINATE (true) or KEEP_ALIVE
-	InstanceAccounts string   `json:"account"`
+	Account          string   `json:"account"` // the deployment's account and region
+	Region           string   `json:"region"`
 }
 
 // Runner runs the deployments this replica holds the lease of, and answers

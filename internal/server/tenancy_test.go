@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -18,6 +20,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/access"
 	"github.com/cutoverhq/cutover/internal/audit"
 	"github.com/cutoverhq/cutover/internal/keys"
+	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -179,5 +182,41 @@ func TestRevisionBucketsBeforeOwnersBelongToRoot(t *testing.T) {
 	b := newTenant(t, env, "222222222222", access.Admin)
 	if _, err := b.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("old-revs"), Key: aws.String("a.zip")}); s3Code(err) != "AccessDenied" {
 		t.Errorf("another account reads a pre-existing bucket: %v", err)
+	}
+}
+
+// TestTriggerTopicOfAnotherAccount: a deployment group may name only SNS
+// topics of its own account, on create and on update, even when the
+// server delivers to the other account's topic.
+func TestTriggerTopicOfAnotherAccount(t *testing.T) {
+	ctx := context.Background()
+	cfg := filepath.Join(t.TempDir(), "triggers.yml")
+	if err := os.WriteFile(cfg, []byte("triggers:\n  - topicArn: arn:aws:sns:us-east-1:111111111111:shop\n    url: http://127.0.0.1:9/hook\n    secret: a-secret\n  - topicArn: arn:aws:sns:us-east-1:222222222222:b\n    url: http://127.0.0.1:9/b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := servertest.Start(t, func(c *server.Config) { c.TriggersConfig = cfg })
+	b := newTenant(t, env, "222222222222", access.Admin)
+	cd := env.NewClient(b.key.AccessKeyID, b.key.SecretAccessKey, env.Region)
+	if _, err := cd.CreateApplication(ctx, &codedeploy.CreateApplicationInput{ApplicationName: aws.String("app")}); err != nil {
+		t.Fatal(err)
+	}
+	trig := func(topic string) []cdtypes.TriggerConfig {
+		return []cdtypes.TriggerConfig{{TriggerName: aws.String("ops"), TriggerTargetArn: aws.String(topic),
+			TriggerEvents: []cdtypes.TriggerEventType{cdtypes.TriggerEventTypeDeploymentStart}}}
+	}
+	create := &codedeploy.CreateDeploymentGroupInput{ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("g"),
+		ServiceRoleArn: aws.String("arn:aws:iam::222222222222:role/cd"), TriggerConfigurations: trig("arn:aws:sns:us-east-1:111111111111:shop")}
+	_, err := cd.CreateDeploymentGroup(ctx, create)
+	servertest.WantError(t, err, "InvalidTriggerConfigException")
+	create.TriggerConfigurations = trig("arn:aws:sns:us-east-1:222222222222:b")
+	if _, err := cd.CreateDeploymentGroup(ctx, create); err != nil {
+		t.Fatalf("own topic: %v", err)
+	}
+	_, err = cd.UpdateDeploymentGroup(ctx, &codedeploy.UpdateDeploymentGroupInput{ApplicationName: aws.String("app"), CurrentDeploymentGroupName: aws.String("g"),
+		TriggerConfigurations: trig("arn:aws:sns:us-east-1:111111111111:shop")})
+	servertest.WantError(t, err, "InvalidTriggerConfigException")
+	g, err := cd.GetDeploymentGroup(ctx, &codedeploy.GetDeploymentGroupInput{ApplicationName: aws.String("app"), DeploymentGroupName: aws.String("g")})
+	if err != nil || aws.ToString(g.DeploymentGroupInfo.TriggerConfigurations[0].TriggerTargetArn) != "arn:aws:sns:us-east-1:222222222222:b" {
+		t.Errorf("group after the refused update: %v", err)
 	}
 }
