@@ -332,14 +332,20 @@ func (h *Handler) caller(w http.ResponseWriter, r *http.Request) (context.Contex
 			h.writeAPIErr(w, r, err)
 			return nil, false
 		}
-		return awsjson.WithCaller(r.Context(), c), true
+		return callContext(r, c), true
 	}
 	rec, ok := h.fromSession(r)
 	if !ok {
 		writeErr(w, http.StatusUnauthorized, "UnrecognizedClientException", "sign in first")
 		return nil, false
 	}
-	return awsjson.WithCaller(r.Context(), rec.Caller), true
+	return callContext(r, rec.Caller), true
+}
+
+// callContext is the context of the calls made for r as caller c: the
+// audit log names the address r came from, as for a call of the API.
+func callContext(r *http.Request, c awsjson.Caller) context.Context {
+	return awsjson.WithRemoteAddr(awsjson.WithCaller(r.Context(), c), r.RemoteAddr)
 }
 
 func (h *Handler) checkCSRF(w http.ResponseWriter, r *http.Request) (sessionRecord, bool) {
@@ -398,7 +404,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request) {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	out, err := h.cfg.Serve(awsjson.WithCaller(r.Context(), rec.Caller), op, body)
+	out, err := h.cfg.Serve(callContext(r, rec.Caller), op, body)
 	if err != nil {
 		h.writeAPIErr(w, r, err)
 		return
