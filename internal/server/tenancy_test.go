@@ -220,3 +220,23 @@ func TestTriggerTopicOfAnotherAccount(t *testing.T) {
 		t.Errorf("group after the refused update: %v", err)
 	}
 }
+
+// TestFleetReadIsScopedToTheAccount: an admin of account B naming account
+// A's application and group in GetDeploymentGroupFleet (`cutover fleet`)
+// is answered as if they did not exist, and never sees A's instances.
+func TestFleetReadIsScopedToTheAccount(t *testing.T) {
+	ctx := context.Background()
+	env := servertest.Start(t)
+	env.SetupGroup(t, "shop", "prod", "", "role", "web") // account A (the root key's)
+	in := map[string]string{"applicationName": "shop", "deploymentGroupName": "prod"}
+	var fleet map[string]any
+	if err := adminClient(env, env.AccessKey, env.SecretKey, env.Region).Call(ctx, "GetDeploymentGroupFleet", in, &fleet); err != nil {
+		t.Fatalf("A reads its fleet: %v", err)
+	}
+	b := newTenant(t, env, "222222222222", access.Admin)
+	var got map[string]any
+	err := adminClient(env, b.key.AccessKeyID, b.key.SecretAccessKey, env.Region).Call(ctx, "GetDeploymentGroupFleet", in, &got)
+	if err == nil || !strings.Contains(err.Error(), "ApplicationDoesNotExistException") {
+		t.Errorf("B reads A's fleet: %v %v, want ApplicationDoesNotExistException", got, err)
+	}
+}
