@@ -1,6 +1,9 @@
 package api
 
 import (
+	"strings"
+
+	"github.com/cutoverhq/cutover/internal/awsjson"
 	cd "github.com/cutoverhq/cutover/internal/model/codedeploy"
 )
 
@@ -12,8 +15,15 @@ type Destinations interface {
 }
 
 // checkDestinations refuses topics and alarms the server does not know,
+// and topics of another account than the caller's (as SNS refuses to
+// publish to them without a topic policy, which this server has not),
 // before anything is written.
-func (s *Server) checkDestinations(ts []cd.TriggerConfig, a *cd.AlarmConfiguration) error {
+func (s *Server) checkDestinations(sc scope, ts []cd.TriggerConfig, a *cd.AlarmConfiguration) error {
+	for _, t := range ts {
+		if arn := deref(t.TriggerTargetArn); !TopicInAccount(arn, sc.Account) {
+			return awsjson.Errorf("InvalidTriggerConfigException", "The trigger target %s of trigger %s is not a topic of account %s.", arn, deref(t.TriggerName), sc.Account)
+		}
+	}
 	if s.Destinations == nil {
 		return nil
 	}
@@ -25,4 +35,11 @@ func (s *Server) checkDestinations(ts []cd.TriggerConfig, a *cd.AlarmConfigurati
 		return err
 	}
 	return s.Destinations.CheckAlarms(a)
+}
+
+// TopicInAccount reports whether an SNS topic ARN
+// (arn:aws:sns:REGION:ACCOUNT:NAME) belongs to account.
+func TopicInAccount(arn, account string) bool {
+	parts := strings.SplitN(arn, ":", 6)
+	return len(parts) == 6 && parts[4] == account
 }

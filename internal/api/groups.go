@@ -173,7 +173,7 @@ func (s *Server) CreateDeploymentGroup(ctx context.Context, in *cd.CreateDeploym
 		if err := completeGroup(ctx, tx, sc, g, deref(a.ComputePlatform)); err != nil {
 			return err
 		}
-		if err := s.checkDestinations(g.TriggerConfigurations, g.AlarmConfiguration); err != nil {
+		if err := s.checkDestinations(sc, g.TriggerConfigurations, g.AlarmConfiguration); err != nil {
 			return err
 		}
 		existing, err := tx.Scan(ctx, kindGroup, appKey(sc, app)+"/", "", maxGroups)
@@ -234,7 +234,7 @@ func (s *Server) UpdateDeploymentGroup(ctx context.Context, in *cd.UpdateDeploym
 		}
 		// Only what this update sets: a group stored before the server's
 		// configuration changed can still be updated otherwise.
-		if err := s.checkDestinations(in.TriggerConfigurations, in.AlarmConfiguration); err != nil {
+		if err := s.checkDestinations(sc, in.TriggerConfigurations, in.AlarmConfiguration); err != nil {
 			return err
 		}
 		if name != cur {

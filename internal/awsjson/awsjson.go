@@ -78,6 +78,13 @@ func RemoteAddr(ctx context.Context) string {
 	return s
 }
 
+// WithRemoteAddr returns ctx carrying the client's address, as the
+// handler records it (for entry points other than the handler, such as
+// the dashboard, whose calls are audited with it).
+func WithRemoteAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, remoteKey{}, addr)
+}
+
 // RequestID returns the x-amzn-RequestId of the request being served.
 func RequestID(ctx context.Context) string {
 	s, _ := ctx.Value(requestIDKey{}).(string)
@@ -200,7 +207,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := NewRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	ctx := context.WithValue(r.Context(), requestIDKey{}, reqID)
-	ctx = context.WithValue(ctx, remoteKey{}, r.RemoteAddr)
+	ctx = WithRemoteAddr(ctx, r.RemoteAddr)
 
 	limit, timeout := h.MaxBody, h.BodyTimeout
 	if limit <= 0 {

@@ -245,11 +245,15 @@ func (x *extractor) untar(archivePath string) error {
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		return errors.New("zstd-compressed bundles are not supported; use tar, tar.gz or zip")
 	}
-	tr := tar.NewReader(&ctxReader{x.ctx, r})
+	cr2 := &ctxReader{x.ctx, r}
+	tr := tar.NewReader(cr2)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			if r == io.Reader(br) {
+				return nil
+			}
+			return drainCompressed(cr2)
 		}
 		// ErrInsecurePath (GODEBUG tarinsecurepath=0) comes with a usable header;
 		// our own checks below reject the entry with a clearer message.
@@ -263,6 +267,24 @@ func (x *extractor) untar(archivePath string) error {
 			return err
 		}
 	}
+}
+
+// maxTrailing bounds what a compressed archive may hold after the tar
+// end-of-archive blocks (tar pads to its record size, 10 KiB by default).
+const maxTrailing = 1 << 20
+
+// drainCompressed reads a compressed stream to its end after the tar
+// reader stopped: only there do gzip and bzip2 check their trailer (CRC and
+// length), so a truncated or corrupted archive is refused, as GNU tar does.
+func drainCompressed(r io.Reader) error {
+	n, err := io.Copy(io.Discard, io.LimitReader(r, maxTrailing+1))
+	switch {
+	case err != nil:
+		return fmt.Errorf("corrupt compressed archive: %w", err)
+	case n > maxTrailing:
+		return fmt.Errorf("compressed archive has more than %d bytes after the end of the tar archive", maxTrailing)
+	}
+	return nil
 }
 
 func (x *extractor) tarEntry(hdr *tar.Header, r io.Reader) error {

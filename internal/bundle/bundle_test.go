@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -361,5 +362,51 @@ func TestUnpackCancelled(t *testing.T) {
 	cancel()
 	if err := Unpack(ctx, archive, "tar", filepath.Join(dir, "out"), Limits{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestUnpackRefusesCorruptGzipTrailer: the tar stream of these archives is
+// complete, only the gzip trailer (CRC-32, then length) is damaged; GNU
+// tar refuses them, and so does Unpack.
+func TestUnpackRefusesCorruptGzipTrailer(t *testing.T) {
+	entries := []entry{{name: "appspec.yml", body: "version: 0.0\n"}, {name: "scripts/start.sh", body: "#!/bin/sh\necho hi\n", mode: 0o755}}
+	tests := []struct {
+		name   string
+		damage func([]byte) []byte
+	}{
+		{"trailer truncated", func(b []byte) []byte { return b[:len(b)-4] }},
+		{"trailer cut off", func(b []byte) []byte { return b[:len(b)-8] }},
+		{"CRC flipped", func(b []byte) []byte { b[len(b)-8] ^= 0xff; return b }},
+		{"length wrong", func(b []byte) []byte { b[len(b)-1] ^= 0x01; return b }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			archive := filepath.Join(dir, "bundle.tgz")
+			writeTar(t, archive, true, entries)
+			b, err := os.ReadFile(archive)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(archive, tt.damage(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tar, err := exec.LookPath("tar"); err == nil {
+				if out, err := exec.Command(tar, "-xzf", archive, "-C", t.TempDir()).CombinedOutput(); err == nil {
+					t.Fatalf("GNU tar accepts the damaged archive (the test's damage is wrong): %s", out)
+				}
+			}
+			err = Unpack(context.Background(), archive, "tgz", filepath.Join(dir, "out"), Limits{})
+			if err == nil {
+				t.Fatal("Unpack accepted an archive with a damaged gzip trailer")
+			}
+		})
+	}
+	// The undamaged archive unpacks (the damage above is what is refused).
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "bundle.tgz")
+	writeTar(t, archive, true, entries)
+	if err := Unpack(context.Background(), archive, "tgz", filepath.Join(dir, "out"), Limits{}); err != nil {
+		t.Fatal(err)
 	}
 }

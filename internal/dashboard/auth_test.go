@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/audit"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -182,4 +183,25 @@ func TestSecureCookieOverTLS(t *testing.T) {
 		}
 	}
 	t.Fatalf("cookies %v: want a Secure, HttpOnly, SameSite=Strict session cookie", resp.Cookies())
+}
+
+// TestActionsAuditedWithSource: an action sent through the dashboard is
+// audited with the address the browser connected from, as an API call is.
+func TestActionsAuditedWithSource(t *testing.T) {
+	env := servertest.Start(t)
+	c := newUIClient(t, env.URL)
+	if st := c.login(env.AccessKey, env.SecretKey); st != http.StatusOK {
+		t.Fatalf("sign-in: %d", st)
+	}
+	st, m, _ := c.do("POST", "/ui/api/StopDeployment", `{"deploymentId":"d-AAAAAAAAA"}`, map[string]string{"X-Cutover-Csrf": c.csrf})
+	if st != http.StatusBadRequest || m["__type"] != "DeploymentDoesNotExistException" {
+		t.Fatalf("StopDeployment of a missing deployment: %d %v", st, m)
+	}
+	entries, err := audit.List(context.Background(), env.Server.Store, audit.Filter{Operation: "codedeploy:StopDeployment"})
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("audit: %v %v", entries, err)
+	}
+	if src := entries[0].Source; !strings.HasPrefix(src, "127.0.0.1:") {
+		t.Errorf("dashboard action audited with source %q, want the browser's address", src)
+	}
 }

@@ -54,8 +54,12 @@ const (
 	maxRequestBody = 64 << 10
 	// DefaultSessionTTL is how long a sign-in lasts.
 	DefaultSessionTTL = 12 * time.Hour
-	// maxStreams bounds concurrent event streams per process.
-	maxStreams = 1024
+	// maxStreams bounds concurrent event streams per process; one access
+	// key may hold maxStreamsPerKey of them and one account
+	// maxStreamsPerAccount, so no tenant can lock the others out.
+	maxStreams           = 1024
+	maxStreamsPerKey     = 16
+	maxStreamsPerAccount = 128
 	// trafficRefresh is how often an open deployment stream re-reads the
 	// routers' observed state (health, in-flight), which is process memory
 	// and not in the store, so no change feed announces it.
@@ -96,6 +100,13 @@ type Config struct {
 	Rates func(targetGroups ...string) []metrics.RouterRate
 	// Deliveries reads a deployment's trigger delivery log (nil: none).
 	Deliveries func(ctx context.Context, id string, limit int) ([]trigger.Delivery, error)
+	// Visible reports whether the caller in ctx may see the deployment a
+	// change of DeploymentTopic names (nil: every change wakes every list
+	// stream). The list stream wakes only for those.
+	Visible func(ctx context.Context, deploymentID string) (bool, error)
+	// KeyTopic is the change feed topic of access keys: a stream re-checks
+	// its key when that key changes, and ends once it is revoked.
+	KeyTopic string
 	// DeploymentTopic, MemberTopic and DeliveryTopic are the change feed
 	// topics of deployments, target-group memberships and trigger
 	// deliveries.
@@ -113,6 +124,10 @@ type Handler struct {
 	quit chan struct{}
 	once sync.Once
 	sem  chan struct{}
+
+	mu        sync.Mutex
+	byKey     map[string]int // open streams per access key
+	byAccount map[string]int // and per account
 }
 
 // New returns the handler.
@@ -126,7 +141,8 @@ func New(cfg Config) *Handler {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), quit: make(chan struct{}), sem: make(chan struct{}, maxStreams)}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), quit: make(chan struct{}), sem: make(chan struct{}, maxStreams),
+		byKey: map[string]int{}, byAccount: map[string]int{}}
 	static, _ := fs.Sub(assets, "static")
 	h.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /ui/{$}", h.index)
@@ -332,14 +348,20 @@ func (h *Handler) caller(w http.ResponseWriter, r *http.Request) (context.Contex
 			h.writeAPIErr(w, r, err)
 			return nil, false
 		}
-		return awsjson.WithCaller(r.Context(), c), true
+		return callContext(r, c), true
 	}
 	rec, ok := h.fromSession(r)
 	if !ok {
 		writeErr(w, http.StatusUnauthorized, "UnrecognizedClientException", "sign in first")
 		return nil, false
 	}
-	return awsjson.WithCaller(r.Context(), rec.Caller), true
+	return callContext(r, rec.Caller), true
+}
+
+// callContext is the context of the calls made for r as caller c: the
+// audit log names the address r came from, as for a call of the API.
+func callContext(r *http.Request, c awsjson.Caller) context.Context {
+	return awsjson.WithRemoteAddr(awsjson.WithCaller(r.Context(), c), r.RemoteAddr)
 }
 
 func (h *Handler) checkCSRF(w http.ResponseWriter, r *http.Request) (sessionRecord, bool) {
@@ -398,7 +420,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request) {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	out, err := h.cfg.Serve(awsjson.WithCaller(r.Context(), rec.Caller), op, body)
+	out, err := h.cfg.Serve(callContext(r, rec.Caller), op, body)
 	if err != nil {
 		h.writeAPIErr(w, r, err)
 		return
@@ -589,13 +611,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	select {
-	case h.sem <- struct{}{}:
-		defer func() { <-h.sem }()
-	default:
-		writeErr(w, http.StatusServiceUnavailable, "ThrottlingException", "too many event streams")
+	caller, _ := awsjson.CallerFrom(ctx)
+	release, msg := h.admit(caller)
+	if release == nil {
+		writeErr(w, http.StatusServiceUnavailable, "ThrottlingException", msg)
 		return
 	}
+	defer release()
 	id := r.URL.Query().Get("deployment")
 	var st *State
 	var err error
@@ -618,6 +640,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	topics := []string{h.cfg.DeploymentTopic, h.cfg.MemberTopic, hooklog.Kind}
 	if h.cfg.DeliveryTopic != "" {
 		topics = append(topics, h.cfg.DeliveryTopic)
+	}
+	if h.cfg.KeyTopic != "" {
+		topics = append(topics, h.cfg.KeyTopic)
 	}
 	sub := h.cfg.Feed.Subscribe(topics...)
 	defer sub.Close()
@@ -669,7 +694,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		lastTraffic, _ = json.Marshal(st.Traffic)
 	}
 	for {
-		var changed, logged, fed, delivered, ticked bool
+		var changed, logged, fed, delivered, ticked, rekey bool
 		select {
 		case <-ctx.Done():
 			return
@@ -686,11 +711,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			changed, ticked = true, true
 		case <-sub.Ready():
 			changes, reset := sub.Take()
-			changed, logged, delivered, fed = reset, reset, reset, true
+			changed, logged, delivered, fed, rekey = reset, reset, reset, true, reset
 			for _, c := range changes {
 				switch {
+				case c.Topic == h.cfg.KeyTopic:
+					rekey = rekey || c.ID == "" || c.ID == caller.AccessKeyID
 				case id == "" && c.Topic == h.cfg.DeploymentTopic:
-					changed = true
+					changed = changed || c.ID == "" || h.visible(ctx, c.ID)
 				case id == "":
 				case c.Topic == h.cfg.DeliveryTopic:
 					delivered = delivered || c.ID == "" || strings.HasPrefix(c.ID, id+"/")
@@ -702,6 +729,10 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 					changed = changed || c.ID == "" || c.ID == id
 				}
 			}
+		}
+		if rekey && !h.keyValid(ctx, caller) {
+			send("failure", map[string]string{"message": "The access key of this stream is no longer valid."})
+			return
 		}
 		heard := float64(time.Now().UnixMicro()) / 1000
 		if id == "" {
@@ -745,6 +776,59 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// admit counts a new event stream of caller against the limits, and
+// returns the function ending it; nil and the reason when a limit is hit.
+func (h *Handler) admit(c awsjson.Caller) (release func(), msg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.byKey[c.AccessKeyID] >= maxStreamsPerKey:
+		return nil, fmt.Sprintf("too many event streams for this access key (at most %d)", maxStreamsPerKey)
+	case h.byAccount[c.Account] >= maxStreamsPerAccount:
+		return nil, fmt.Sprintf("too many event streams for account %s (at most %d)", c.Account, maxStreamsPerAccount)
+	}
+	select {
+	case h.sem <- struct{}{}:
+	default:
+		return nil, "too many event streams"
+	}
+	h.byKey[c.AccessKeyID]++
+	h.byAccount[c.Account]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		<-h.sem
+		decrement(h.byKey, c.AccessKeyID)
+		decrement(h.byAccount, c.Account)
+	}, ""
+}
+
+func decrement(m map[string]int, k string) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
+	}
+}
+
+// visible reports whether the caller in ctx may see the deployment; an
+// error wakes the stream (it re-lists as the caller, which is checked).
+func (h *Handler) visible(ctx context.Context, deploymentID string) bool {
+	if h.cfg.Visible == nil {
+		return true
+	}
+	ok, err := h.cfg.Visible(ctx, deploymentID)
+	return ok || err != nil
+}
+
+// keyValid re-checks a stream's key: it still exists, for the same
+// principal and account.
+func (h *Handler) keyValid(ctx context.Context, c awsjson.Caller) bool {
+	cur, _, err := h.cfg.Lookup(ctx, c.AccessKeyID)
+	if err != nil {
+		return ctx.Err() == nil && !isUnknownKey(err) // a store error is not a revocation
+	}
+	return cur.Principal == c.Principal && cur.Account == c.Account
 }
 
 // Rates is the traffic of one of a deployment's target groups through

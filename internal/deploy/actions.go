@@ -38,7 +38,7 @@ func (r *executor) perform(rec *Record, acts []engine.Action) {
 
 func teardownEvent(rec *Record, a engine.Terminate) TeardownEvent {
 	return TeardownEvent{DeploymentID: rec.ID, ApplicationName: rec.ApplicationName, DeploymentGroup: rec.GroupName,
-		Instances: a.Instances, Terminate: a.Stop, InstanceAccounts: rec.Account}
+		Instances: a.Instances, Terminate: a.Stop, Account: rec.Account, Region: rec.Region}
 }
 
 // teardown calls the operator's teardown hook for retired originals until

@@ -138,12 +138,13 @@ var WatchedKinds = []string{kindHostCmd, kindInbox, kindReply, kindMember, kindG
 
 // TeardownEvent describes original instances leaving a group's fleet.
 type TeardownEvent struct {
-	DeploymentID     string   `json:"deploymentId"`
-	ApplicationName  string   `json:"applicationName"`
-	DeploymentGroup  string   `json:"deploymentGroupName"`
-	Instances        []string `json:"instances"`
-	Terminate        bool     `json:"terminate"` // TERMINATE (true) or KEEP_ALIVE
-	InstanceAccounts string   `json:"account"`
+	DeploymentID    string   `json:"deploymentId"`
+	ApplicationName string   `json:"applicationName"`
+	DeploymentGroup string   `json:"deploymentGroupName"`
+	Instances       []string `json:"instances"`
+	Terminate       bool     `json:"terminate"` // TERMINATE (true) or KEEP_ALIVE
+	Account         string   `json:"account"`   // the deployment's account and region
+	Region          string   `json:"region"`
 }
 
 // Runner runs the deployments this replica holds the lease of, and answers

@@ -151,7 +151,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, err
 	}
 	e.Server = srv
-	if err := srv.Revisions.CreateBucket(Bucket); err != nil {
+	if err := srv.Revisions.CreateBucket(Bucket, o.RootAccount); err != nil {
 		e.Close()
 		return nil, err
 	}

@@ -60,8 +60,16 @@ type Config struct {
 	// AutoBucket creates a bucket on first use instead of answering
 	// NoSuchBucket (cutover dev, where pipelines name their own buckets).
 	AutoBucket bool
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Account returns the account of an authenticated caller. With it,
+	// buckets are owned by the account that created them, and other
+	// accounts are answered AccessDenied; nil serves every bucket to
+	// every key (a single-tenant store).
+	Account func(ctx context.Context, id sigv4.Identity) (string, error)
+	// DefaultOwner owns the buckets created before buckets had owners
+	// (and those CreateBucket makes for no account).
+	DefaultOwner string
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Store serves the S3 protocol over the revision files.
@@ -96,7 +104,7 @@ func New(cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("revstore: %w", err)
 		}
 	}
-	for _, d := range []string{s.spoolDir, filepath.Join(cfg.Dir, partialDir), filepath.Join(cfg.Dir, "multipart")} {
+	for _, d := range []string{s.spoolDir, filepath.Join(cfg.Dir, partialDir), filepath.Join(cfg.Dir, "multipart"), filepath.Join(cfg.Dir, ownersDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("revstore: %w", err)
 		}
@@ -115,14 +123,6 @@ func New(cfg Config) (*Store, error) {
 		gofakes3.WithLogger(logging.S3(cfg.Logger)),
 	).Server()
 	return s, nil
-}
-
-// CreateBucket creates a bucket unless it exists.
-func (s *Store) CreateBucket(name string) error {
-	if ok, err := s.backend.BucketExists(name); err != nil || ok {
-		return err
-	}
-	return s.backend.CreateBucket(name)
 }
 
 // IsS3Request tells an S3 request from the CodeDeploy JSON protocol when
@@ -198,6 +198,20 @@ func (s *Store) serve(w http.ResponseWriter, r *http.Request) *s3Error {
 	key, e := s.checkPath(r, write)
 	if e != nil {
 		return e
+	}
+	if s.cfg.Account != nil {
+		account, err := s.cfg.Account(r.Context(), id)
+		if err != nil {
+			return &s3Error{Code: "AccessDenied", Status: http.StatusForbidden, Message: "Access Denied: " + err.Error()}
+		}
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if bucket == "" {
+			if r.Method == http.MethodGet {
+				return s.listBuckets(w, account)
+			}
+		} else if e := s.checkOwner(r, bucket, account); e != nil {
+			return e
+		}
 	}
 	// Only object and part uploads carry data; every other body is a small
 	// XML document (a CompleteMultipartUpload of 10,000 parts is under 1 MiB).

@@ -353,6 +353,17 @@ func (s *Server) auditS3(next http.Handler) http.Handler {
 		} else if s.cfg.Open {
 			e.Principal, e.Account = "arn:aws:iam::"+s.cfg.RootAccount+":root", s.cfg.RootAccount
 		}
+		// The owner is named too: the entry is the caller's, the bucket
+		// may be another's (a deleted bucket was the caller's own).
+		owner := e.Account
+		if bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); bucket != "" && s.Revisions != nil {
+			if o, ok, err := s.Revisions.BucketOwner(bucket); err == nil && ok {
+				owner = o
+			}
+		}
+		if owner != "" {
+			e.Resources = append(e.Resources, "bucket-owner:"+owner)
+		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := audit.Record(rctx, s.Store, e); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/awsjson"
 	"github.com/cutoverhq/cutover/internal/dashboard"
 	"github.com/cutoverhq/cutover/internal/hooklog"
+	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/sigv4"
 	"github.com/cutoverhq/cutover/internal/traffic"
 	"github.com/cutoverhq/cutover/internal/trigger"
@@ -88,6 +89,12 @@ func (s *Server) newDashboard(auth authenticator) *dashboard.Handler {
 		Deliveries: func(ctx context.Context, id string, limit int) ([]trigger.Delivery, error) {
 			return trigger.Deliveries(ctx, s.Store, id, limit)
 		},
+		Visible: func(ctx context.Context, id string) (bool, error) {
+			c, _ := awsjson.CallerFrom(ctx)
+			_, _, ok, err := s.Runner.DeploymentGroupOf(ctx, c.Account, c.Region, id)
+			return ok, err
+		},
+		KeyTopic:        keys.Kind,
 		DeploymentTopic: "deployment", MemberTopic: "tgmember", DeliveryTopic: trigger.DeliveryKind,
 		Secure: s.cfg.TLSCert != "", Now: s.cfg.Now, Logger: s.log,
 	})

@@ -30,6 +30,8 @@ func (s *Server) openRevisions() error {
 		Authorize:     s.authorizeRevisions,
 		MaxObjectSize: s.cfg.S3MaxObjectSize,
 		AutoBucket:    s.cfg.S3AutoBucket,
+		Account:       s.revisionsAccount,
+		DefaultOwner:  s.cfg.RootAccount,
 		Logger:        s.log,
 		Now:           s.cfg.Now,
 	})
@@ -72,6 +74,20 @@ func (s *Server) authorizeRevisions(ctx context.Context, id sigv4.Identity, writ
 		return fmt.Errorf("a key of role %q has no access to revisions", k.Role)
 	}
 	return nil
+}
+
+// revisionsAccount is the account owning the buckets a caller creates and
+// the only account whose buckets it may use (open mode: an unknown key is
+// the root admin's).
+func (s *Server) revisionsAccount(ctx context.Context, id sigv4.Identity) (string, error) {
+	k, err := s.Keys.Get(ctx, id.AccessKeyID)
+	switch {
+	case errors.Is(err, keys.ErrNotFound) && s.cfg.Open:
+		return s.cfg.RootAccount, nil
+	case err != nil:
+		return "", fmt.Errorf("looking up the caller: %w", err)
+	}
+	return k.Account, nil
 }
 
 // hostRegistered checks that a host key's instance is registered with the

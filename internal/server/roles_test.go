@@ -783,9 +783,9 @@ func TestRevisionStoreByRole(t *testing.T) {
 		}
 	}
 	want := []string{
-		env.AccessKey + " s3:CreateBucket s3:revs arn:aws:iam::000000000000:user/root",
-		env.AccessKey + " s3:PutObject s3:revs/a.zip arn:aws:iam::000000000000:user/root",
-		cases[0].key.AccessKeyID + " s3:PutObject s3:revs/b.zip arn:aws:iam::000000000000:user/s3-user",
+		env.AccessKey + " s3:CreateBucket s3:revs,bucket-owner:000000000000 arn:aws:iam::000000000000:user/root",
+		env.AccessKey + " s3:PutObject s3:revs/a.zip,bucket-owner:000000000000 arn:aws:iam::000000000000:user/root",
+		cases[0].key.AccessKeyID + " s3:PutObject s3:revs/b.zip,bucket-owner:000000000000 arn:aws:iam::000000000000:user/s3-user",
 	}
 	if !slices.Equal(s3ops, want) {
 		t.Errorf("audit of S3 writes\n got %q\nwant %q", s3ops, want)

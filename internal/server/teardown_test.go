@@ -29,9 +29,13 @@ func TestTeardownCommandAndWebhook(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	cmd := `echo "$CUTOVER_DEPLOYMENT_ID|$CUTOVER_INSTANCES|$CUTOVER_TERMINATE" > ` + out + `; cat >> ` + out
+	// The server's secrets stay out of the command's environment.
+	t.Setenv("CUTOVER_SERVER_KEY", "server-key-secret")
+	t.Setenv("CUTOVER_ROOT_SECRET_ACCESS_KEY", "root-secret")
+	cmd := `echo "$CUTOVER_DEPLOYMENT_ID|$CUTOVER_INSTANCES|$CUTOVER_TERMINATE|$CUTOVER_ACCOUNT|$CUTOVER_REGION|$CUTOVER_SERVER_KEY$CUTOVER_ROOT_SECRET_ACCESS_KEY|$(env | grep -c -i secret)" > ` + out + `; cat >> ` + out
 	fn := teardown(cmd, hook.URL, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ev := deploy.TeardownEvent{DeploymentID: "d-ABCDEFGH1", ApplicationName: "app", DeploymentGroup: "web", Instances: []string{"b1", "b2"}, Terminate: true}
+	ev := deploy.TeardownEvent{DeploymentID: "d-ABCDEFGH1", ApplicationName: "app", DeploymentGroup: "web", Instances: []string{"b1", "b2"}, Terminate: true,
+		Account: "111111111111", Region: "eu-west-1"}
 	if err := fn(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +44,7 @@ func TestTeardownCommandAndWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	first, rest, _ := strings.Cut(string(b), "\n")
-	if first != "d-ABCDEFGH1|b1 b2|true" || !strings.Contains(rest, `"instances":["b1","b2"]`) {
+	if first != "d-ABCDEFGH1|b1 b2|true|111111111111|eu-west-1||0" || !strings.Contains(rest, `"instances":["b1","b2"]`) {
 		t.Fatalf("command saw %q", b)
 	}
 	if got.DeploymentID != "d-ABCDEFGH1" || len(got.Instances) != 2 || !got.Terminate {

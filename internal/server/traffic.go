@@ -147,7 +147,11 @@ func teardown(command, webhook string, log *slog.Logger) func(context.Context, d
 		body, _ := json.Marshal(ev)
 		if command != "" {
 			cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-			cmd.Env = append(os.Environ(),
+			// Not the server's environment: it holds CUTOVER_SERVER_KEY,
+			// the root key's secret and the database URL.
+			cmd.Env = append(teardownEnv(os.Getenv),
+				"CUTOVER_ACCOUNT="+ev.Account,
+				"CUTOVER_REGION="+ev.Region,
 				"CUTOVER_DEPLOYMENT_ID="+ev.DeploymentID,
 				"CUTOVER_APPLICATION_NAME="+ev.ApplicationName,
 				"CUTOVER_DEPLOYMENT_GROUP_NAME="+ev.DeploymentGroup,
@@ -175,4 +179,19 @@ func teardown(command, webhook string, log *slog.Logger) func(context.Context, d
 		}
 		return nil
 	}
+}
+
+// teardownKept are the server's environment variables a teardown command
+// inherits: what a shell needs to find programs and files, nothing else.
+var teardownKept = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+
+// teardownEnv is the base environment of a teardown command.
+func teardownEnv(getenv func(string) string) []string {
+	var env []string
+	for _, k := range teardownKept {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }

@@ -167,6 +167,12 @@ func (n *Notifier) Step(ctx context.Context, tx store.Tx, st deploy.Step) (func(
 			if !slices.Contains(t.TriggerEvents, o.Event) {
 				continue
 			}
+			if !api.TopicInAccount(deref(t.TriggerTargetArn), rec.Account) {
+				// Stored before topics were checked against the account:
+				// never post one account's events to another's endpoint.
+				n.log.Warn("trigger names another account's topic; not delivered", "deployment", rec.ID, "trigger", deref(t.TriggerName), "topic", deref(t.TriggerTargetArn))
+				continue
+			}
 			ok, err := n.record(ctx, tx, st, o, deref(t.TriggerName), deref(t.TriggerTargetArn))
 			if err != nil {
 				return nil, err
