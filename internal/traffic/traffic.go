@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -110,6 +111,9 @@ type TargetGroupConfig struct {
 	// may run before its connections are closed. Default 30s.
 	DeregistrationDelay time.Duration
 	HAProxy             HAProxyConfig
+	// StickyCookie, when set, names the cookie that keeps a client on one
+	// backend (http mode) while weights change, e.g. during a traffic shift.
+	StickyCookie string
 }
 
 // HealthCheck configures active health checks. Checks are enabled when Path
@@ -193,6 +197,14 @@ func (c TargetGroupConfig) Validate() error {
 	default:
 		return fmt.Errorf("traffic: target group %q: unknown driver %q", c.Name, c.Driver)
 	}
+	if c.StickyCookie != "" {
+		if c.Mode == ModeTCP {
+			return fmt.Errorf("traffic: target group %q: stickyCookie needs http mode", c.Name)
+		}
+		if !validCookieName(c.StickyCookie) {
+			return fmt.Errorf("traffic: target group %q: stickyCookie %q is not a valid cookie name", c.Name, c.StickyCookie)
+		}
+	}
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("traffic: target group %q: port %d out of range", c.Name, c.Port)
 	}
@@ -218,4 +230,17 @@ func ValidateBackends(backends []Backend) error {
 		}
 	}
 	return nil
+}
+
+// validCookieName reports whether name is an RFC 6265 token.
+func validCookieName(name string) bool {
+	if len(name) > 64 {
+		return false
+	}
+	for _, r := range name {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
+			return false
+		}
+	}
+	return name != ""
 }

@@ -109,8 +109,17 @@ func (g *group) rebuild() {
 // marks a member removed before reading its count: either the request sees
 // the mark and picks again, or the drainer sees the request.
 func (g *group) acquire(skip *member) *member {
+	return g.acquirePreferring(nil, skip)
+}
+
+// acquirePreferring is acquire trying want first (a sticky client's member).
+func (g *group) acquirePreferring(want, skip *member) *member {
 	for range 4 {
-		m := g.snap.Load().pick(skip)
+		m := want
+		want = nil
+		if m == nil {
+			m = g.snap.Load().pick(skip)
+		}
 		if m == nil {
 			return nil
 		}
@@ -211,7 +220,7 @@ func (g *group) apply(ctx context.Context, backends []traffic.Backend) error {
 }
 
 func (g *group) newMemberLocked(b traffic.Backend) *member {
-	m := &member{id: b.ID, addr: b.Addr}
+	m := &member{id: b.ID, addr: b.Addr, token: traffic.StickyToken(g.cfg.Name, b.ID)}
 	if g.cfg.Mode == traffic.ModeHTTP {
 		m.transport = &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

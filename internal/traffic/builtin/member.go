@@ -16,6 +16,9 @@ import (
 // by group.mu; the fields the hot path reads are atomics.
 type member struct {
 	id, addr string
+	token    string // sticky cookie value (traffic.StickyToken)
+
+	stats memberStats
 
 	// Hot path.
 	removed  atomic.Bool  // dropped from the desired set: pickers must choose again

@@ -55,24 +55,36 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	g := rt.g
 	bodiless := req.Body == nil || req.Body == http.NoBody
 	idempotent := bodiless && isIdempotent(req)
-	var last *member
+	var last, sticky *member
+	var hadToken string
+	if g.cfg.StickyCookie != "" {
+		sticky, hadToken = g.stickyMember(req)
+	}
 	var lastErr error
 	for range maxAttempts {
-		m := g.acquire(last)
+		m := g.acquirePreferring(sticky, last)
+		sticky = nil // a retry goes wherever is healthy
 		if m == nil {
 			break
 		}
 		req.URL.Host = m.addr
 		start := time.Now()
 		resp, err := m.transport.RoundTrip(req)
+		d := time.Since(start)
+		code := 0
+		if err == nil {
+			code = resp.StatusCode
+		}
+		if err == nil || req.Context().Err() == nil { // a client that left is not the backend's failure
+			m.stats.observe(code, d)
+		}
 		if g.obs != nil {
-			code := 0
-			if err == nil {
-				code = resp.StatusCode
-			}
-			g.obs.ObserveRequest(g.cfg.Name, m.addr, code, time.Since(start))
+			g.obs.ObserveRequest(g.cfg.Name, m.addr, code, d)
 		}
 		if err == nil {
+			if g.cfg.StickyCookie != "" {
+				g.setSticky(resp, m, hadToken)
+			}
 			g.served()
 			resp.Body = &memberBody{ReadCloser: resp.Body, m: m}
 			return resp, nil

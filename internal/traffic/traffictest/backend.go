@@ -5,6 +5,8 @@ package traffictest
 import (
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +17,8 @@ const (
 	HealthPath = "/healthz"
 	SlowPath   = "/slow" // answers after SlowDelay
 	SlowDelay  = 300 * time.Millisecond
+	// StatusPath answers with the status code that follows it, e.g. /status/503.
+	StatusPath = "/status/"
 )
 
 // ColorHeader carries the answering backend's name.
@@ -85,5 +89,10 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set(ColorHeader, b.Name)
 	w.Header().Set("Content-Type", "text/plain")
+	if code, ok := strings.CutPrefix(r.URL.Path, StatusPath); ok {
+		if c, err := strconv.Atoi(code); err == nil && c >= 200 && c <= 599 {
+			w.WriteHeader(c)
+		}
+	}
 	w.Write([]byte(b.Name))
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, newRouter NewRouter) {
 		{"UnhealthyNeverServed", testUnhealthy},
 		{"DrainingLetsInFlightFinish", testDraining},
 		{"Weights", testWeights},
+		{"WeightedShift", testWeightedShift},
 		{"IdempotentApply", testIdempotent},
 		{"UnknownTargetGroup", testUnknown},
 	}
