@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/cutoverhq/cutover/internal/engine"
 )
 
 // errNotSucceeded is returned when a watched deployment ends otherwise
@@ -25,9 +27,9 @@ var errNotSucceeded = errors.New("deployment did not succeed")
 // liveExtra is what the event stream adds to the API shapes.
 type liveExtra struct {
 	Waits struct {
-		Phase          string    `json:"phase"`
-		ReadyDeadline  time.Time `json:"readyDeadline"`
-		TerminationDue time.Time `json:"terminationDue"`
+		Phase          engine.Phase `json:"phase"`
+		ReadyDeadline  time.Time    `json:"readyDeadline"`
+		TerminationDue time.Time    `json:"terminationDue"`
 	} `json:"waits"`
 	Traffic []struct {
 		Name    string `json:"name"`
@@ -317,14 +319,14 @@ func (w *watcher) waitLine(info *types.DeploymentInfo) string {
 	if x == nil || x.Waits.Phase == "" {
 		return ""
 	}
-	line := "phase " + x.Waits.Phase
+	line := "phase " + string(x.Waits.Phase)
 	now := x.ServerTime.Add(time.Since(x.received))
 	var due time.Time
 	var what string
 	switch {
-	case x.Waits.Phase == "ready" && !x.Waits.ReadyDeadline.IsZero():
+	case x.Waits.Phase == engine.PhaseReadyWait && !x.Waits.ReadyDeadline.IsZero():
 		due, what = x.Waits.ReadyDeadline, "Ready wait ends in"
-	case x.Waits.Phase == "termination" && !x.Waits.TerminationDue.IsZero():
+	case x.Waits.Phase == engine.PhaseTermination && !x.Waits.TerminationDue.IsZero():
 		due, what = x.Waits.TerminationDue, "original instances terminated in"
 	}
 	if !due.IsZero() && !isTerminal(string(info.Status)) {

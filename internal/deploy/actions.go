@@ -190,7 +190,7 @@ func hostAddress(ctx context.Context, tx store.Tx, inst *cd.InstanceInfo) (strin
 // without traffic and never given any (a stopped or failed blue/green).
 func (r *executor) dropPrewarmed(ctx context.Context, tx store.Tx, rec *Record) error {
 	known, _ := r.targetGroups(rec)
-	if !rec.Engine.BlueGreen || rec.Engine.Rollback {
+	if rec.Engine.Kind != engine.KindBlueGreen {
 		return nil
 	}
 	// Only replacements are prewarmed; originals without traffic are kept
@@ -379,7 +379,7 @@ func retireFromFleet(ctx context.Context, tx store.Tx, rec *Record, originals []
 // recordInstanceRevisions remembers, per group and instance, the revision
 // each instance last deployed successfully (updateOutdatedInstancesOnly).
 func (r *executor) recordInstanceRevisions(ctx context.Context, tx store.Tx, rec *Record) error {
-	if !engine.Terminal(rec.Engine.Status) || (rec.Engine.BlueGreen && rec.Engine.Rollback) {
+	if !engine.Terminal(rec.Engine.Status) || rec.Engine.Kind.IsReroute() {
 		return nil
 	}
 	key := api.RevisionKey(&rec.Revision)

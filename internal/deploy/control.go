@@ -93,9 +93,6 @@ func (r *Runner) continueWait(ctx context.Context, id, wait string, legacy bool)
 	if engine.Terminal(rec.Engine.Status) {
 		return awsjson.Errorf("DeploymentAlreadyCompletedException", "The deployment %s is already completed (%s).", id, rec.Engine.Status)
 	}
-	if !rec.Engine.BlueGreen {
-		return awsjson.Errorf("UnsupportedActionForDeploymentTypeException", "The deployment %s is an in-place deployment; only blue/green deployments wait for ContinueDeployment.", id)
-	}
 	err = r.exec.send(ctx, id, engine.Continue{WaitType: wait})
 	if err == errNotLive {
 		return awsjson.Errorf("DeploymentAlreadyCompletedException", "The deployment %s is already completed.", id)
@@ -103,19 +100,19 @@ func (r *Runner) continueWait(ctx context.Context, id, wait string, legacy bool)
 	var na *engine.ErrNotApplicable
 	if errors.As(err, &na) {
 		switch na.Reason {
-		case "not-ready":
+		case engine.ReasonNotReady:
 			if legacy {
 				return awsjson.Errorf("DeploymentNotStartedException", "The deployment %s has not reached its termination wait.", id)
 			}
 			return awsjson.Errorf("DeploymentIsNotInReadyStateException", "The deployment %s does not have a status of Ready and can't continue yet.", id)
-		case "no-termination-wait":
+		case engine.ReasonNoTerminationWait:
 			if legacy {
 				return awsjson.Errorf("UnsupportedActionForDeploymentTypeException", "The deployment %s is not waiting to terminate original instances.", id)
 			}
 			return awsjson.Errorf("InvalidDeploymentStatusException", "The deployment %s is not waiting to terminate original instances.", id)
-		case "unsupported":
-			return awsjson.Errorf("UnsupportedActionForDeploymentTypeException", "The deployment %s does not support this action.", id)
-		case "bad-wait-type":
+		case engine.ReasonUnsupported:
+			return awsjson.Errorf("UnsupportedActionForDeploymentTypeException", "The deployment %s is an in-place deployment; only blue/green deployments wait for ContinueDeployment.", id)
+		case engine.ReasonBadWaitType:
 			return awsjson.Errorf("InvalidDeploymentWaitTypeException", "The wait type %q is not valid.", wait)
 		default:
 			return awsjson.Errorf("DeploymentAlreadyCompletedException", "The deployment %s is already completed.", id)

@@ -178,7 +178,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 		setRollbackFlags(&e, rec.AutoRollback)
 		var blue, green []engine.Instance
 		if blueGreen {
-			e.BlueGreen = true
+			e.Kind = engine.KindBlueGreen
 			e.TrafficControl = true
 			bg := rec.BlueGreen
 			if bg == nil {
@@ -509,7 +509,7 @@ func (r *executor) createRollback(ctx context.Context, tx store.Tx, rec *Record,
 		RollbackInfo:                  &cd.RollbackInfo{RollbackTriggeringDeploymentId: &rec.ID},
 	}
 	base := engine.Deployment{ID: id, MinHealthy: e.MinHealthy, IgnoreApplicationStopFailures: e.IgnoreApplicationStopFailures, TrafficControl: e.TrafficControl}
-	if e.BlueGreen {
+	if e.Kind.IsBlueGreen() {
 		var blue, green []engine.Instance
 		for _, in := range e.Instances {
 			inst := engine.Instance{Name: in.Name, HostID: in.HostID}
@@ -526,7 +526,7 @@ func (r *executor) createRollback(ctx context.Context, tx store.Tx, rec *Record,
 			rec.RollbackInfo = &cd.RollbackInfo{RollbackMessage: new("The deployment could not be rolled back: the original instances are no longer available.")}
 			return nil, nil
 		}
-		base.BlueGreen, base.Rollback = true, true
+		base.Kind = engine.KindReroute
 		base.MinHealthy = engine.MinHealthy{Type: engine.FleetPercent}
 		rb.Revision = rec.Revision
 		if rec.PreviousRevision != nil {

@@ -26,7 +26,7 @@ type Step struct {
 	Record *Record
 	// Before is the deployment's status before the step, and
 	// BeforeInstances each target's status (by position).
-	Before          string
+	Before          engine.Status
 	BeforeInstances []string
 	// Now is the step's time: the instances the step changed have
 	// LastUpdated equal to Now, the events it ended have End equal to Now.

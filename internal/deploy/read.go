@@ -68,7 +68,7 @@ func info(rec *Record) *cd.DeploymentInfo {
 		DeploymentId:         &rec.ID,
 		PreviousRevision:     rec.PreviousRevision,
 		Revision:             &rev,
-		Status:               ptr(e.Status),
+		Status:               ptr(string(e.Status)),
 		CreateTime:           timeOf(e.Created),
 		StartTime:            timeOf(e.Started),
 		CompleteTime:         timeOf(e.Completed),
@@ -188,7 +188,7 @@ func (r *Runner) ListDeployments(ctx context.Context, in *cd.ListDeploymentsInpu
 				return err
 			}
 			e := rec.Engine
-			if len(in.IncludeOnlyStatuses) > 0 && !slices.Contains(in.IncludeOnlyStatuses, e.Status) {
+			if len(in.IncludeOnlyStatuses) > 0 && !slices.Contains(in.IncludeOnlyStatuses, string(e.Status)) {
 				continue
 			}
 			if tr := in.CreateTimeRange; tr != nil {
@@ -325,7 +325,7 @@ func (r *Runner) ListDeploymentTargets(ctx context.Context, in *cd.ListDeploymen
 			}
 			statuses = v
 		case cd.TargetFilterNameServerInstanceLabel:
-			if !rec.Engine.BlueGreen {
+			if !rec.Engine.Kind.IsBlueGreen() {
 				return nil, awsjson.Errorf("InvalidDeploymentInstanceTypeException", "Instance labels apply only to blue/green deployments.")
 			}
 			for _, s := range v {

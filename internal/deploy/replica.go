@@ -168,7 +168,7 @@ func encodeReply(res result) []byte {
 	var na *engine.ErrNotApplicable
 	switch {
 	case errors.As(res.err, &na):
-		rep.NotApplicable = na.Reason
+		rep.NotApplicable = string(na.Reason)
 	case res.err != nil:
 		rep.Err = res.err.Error()
 	}
@@ -181,7 +181,7 @@ func (rep inboxReply) result() result {
 	res := result{took: rep.Took}
 	switch {
 	case rep.NotApplicable != "":
-		res.err = &engine.ErrNotApplicable{Reason: rep.NotApplicable}
+		res.err = &engine.ErrNotApplicable{Reason: engine.Reason(rep.NotApplicable)}
 	case rep.Err != "":
 		res.err = errors.New(rep.Err)
 	}

@@ -433,23 +433,17 @@ func (r *executor) resume(rec *Record, l lease.Lease, restarted bool) {
 	r.mu.Lock()
 	r.lives[rec.ID] = lv
 	r.mu.Unlock()
-	var acts []engine.Action
-	for _, in := range rec.Engine.Instances {
-		if c := in.Cmd; c != nil && engine.IsTrafficEvent(c.Event) {
-			acts = append(acts, engine.Traffic{Instance: in.Name, Allow: c.Event == engine.AllowTraffic, Command: *c})
-		}
-	}
 	r.reindex(rec)
 	var first []*request
 	if restarted {
 		// Unacknowledged commands get a fresh pickup clock; their queue
 		// records stay as they are (one an agent took keeps its handout,
 		// so that it is not run twice), missing ones are written again.
+		// The engine asks again for the traffic changes in flight.
 		first = append(first, &request{ev: engine.Resumed{}})
 	}
 	r.wg.Add(1)
 	go r.loop(lv, first)
-	r.perform(rec, acts)
 	if rec.Engine.Status == engine.StatusCreated {
 		// Committed but not started (new, or the server stopped right
 		// after creating it). Start is queued like any other event, so
@@ -953,12 +947,12 @@ func (r *executor) finish(ctx context.Context, tx store.Tx, rec *Record) (*Recor
 		return nil, err
 	}
 	ts := timeOf(e.Completed)
-	summary := &cd.LastDeploymentInfo{DeploymentId: &rec.ID, Status: &e.Status, EndTime: ts, CreateTime: timeOf(e.Created)}
+	summary := &cd.LastDeploymentInfo{DeploymentId: &rec.ID, Status: ptr(string(e.Status)), EndTime: ts, CreateTime: timeOf(e.Created)}
 	g.LastAttemptedDeployment = summary
 	if e.Status == engine.StatusSucceeded {
 		g.LastSuccessfulDeployment = summary
 		rev := rec.Revision
-		if !(rec.Engine.BlueGreen && rec.Engine.Rollback) {
+		if !rec.Engine.Kind.IsReroute() {
 			g.TargetRevision = &rev
 		}
 	}
@@ -991,7 +985,7 @@ func noteRollbackOutcome(ctx context.Context, tx store.Tx, rb *Record) error {
 	if err != nil {
 		return err
 	}
-	outcome := map[string]string{engine.StatusSucceeded: "succeeded", engine.StatusFailed: "failed", engine.StatusStopped: "was stopped"}[rb.Engine.Status]
+	outcome := map[engine.Status]string{engine.StatusSucceeded: "succeeded", engine.StatusFailed: "failed", engine.StatusStopped: "was stopped"}[rb.Engine.Status]
 	msg := fmt.Sprintf("Rollback deployment %s %s.", rb.ID, outcome)
 	if orig.RollbackInfo == nil {
 		orig.RollbackInfo = &cd.RollbackInfo{}

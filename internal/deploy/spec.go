@@ -119,7 +119,7 @@ func NewSpecCertPEM() (certPEM, keyPEM []byte, err error) {
 // revision types).
 func (r *agentService) buildSpec(rec *Record) []byte {
 	deploymentType := "IN_PLACE"
-	if rec.Engine.BlueGreen {
+	if rec.Engine.Kind.IsBlueGreen() {
 		deploymentType = "BLUE_GREEN"
 	}
 	spec := map[string]any{

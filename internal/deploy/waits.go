@@ -2,15 +2,16 @@ package deploy
 
 import (
 	"context"
+	"github.com/cutoverhq/cutover/internal/engine"
 	"time"
 )
 
 // Waits is a deployment's blue/green phase and wait deadlines, which the
 // API shapes do not carry (dashboards show them as countdowns).
 type Waits struct {
-	Phase          string    `json:"phase"`
-	ReadyDeadline  time.Time `json:"readyDeadline,omitzero"`
-	TerminationDue time.Time `json:"terminationDue,omitzero"`
+	Phase          engine.Phase `json:"phase"`
+	ReadyDeadline  time.Time    `json:"readyDeadline,omitzero"`
+	TerminationDue time.Time    `json:"terminationDue,omitzero"`
 }
 
 // WaitsOf returns the caller's deployment id's phase and deadlines.

@@ -49,7 +49,7 @@ func TestAlarmStop(t *testing.T) {
 func TestAlarmStopDuringReadyWait(t *testing.T) {
 	blue := []Instance{{Name: "b0", HostID: "arn:b0"}}
 	green := []Instance{{Name: "g0", HostID: "arn:g0"}}
-	d := NewDeployment(blueGreen("STOP_DEPLOYMENT", 60, "KEEP_ALIVE", 0), blue, green, t0)
+	d := NewDeployment(bgDeployment("STOP_DEPLOYMENT", 60, "KEEP_ALIVE", 0), blue, green, t0)
 	w := newWorld(t, d)
 	_ = w.step(Start{})
 	w.drain()

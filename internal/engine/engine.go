@@ -12,15 +12,18 @@ import (
 	"time"
 )
 
-// Deployment statuses (DeploymentStatus).
+// Status is a deployment's status (DeploymentStatus).
+type Status string
+
+// Deployment statuses.
 const (
-	StatusCreated    = "Created"
-	StatusQueued     = "Queued"
-	StatusInProgress = "InProgress"
-	StatusReady      = "Ready"
-	StatusSucceeded  = "Succeeded"
-	StatusFailed     = "Failed"
-	StatusStopped    = "Stopped"
+	StatusCreated    Status = "Created"
+	StatusQueued     Status = "Queued"
+	StatusInProgress Status = "InProgress"
+	StatusReady      Status = "Ready"
+	StatusSucceeded  Status = "Succeeded"
+	StatusFailed     Status = "Failed"
+	StatusStopped    Status = "Stopped"
 )
 
 // Instance and lifecycle event statuses.
@@ -116,15 +119,19 @@ func (m MinHealthy) Minimum(n int) int {
 	}
 }
 
+// Phase is where a deployment is in its strategy's sequence. The values
+// are stored and shown by the dashboard and `cutover watch`.
+type Phase string
+
 // Phases of a deployment.
 const (
-	PhaseInstall     = "install"     // in-place: the whole event list; blue/green: green install events
-	PhaseReadyWait   = "ready"       // blue/green: waiting for ContinueDeployment(READY_WAIT)
-	PhaseAllow       = "allow"       // blue/green: green (rollback: blue) instances get traffic
-	PhaseBlock       = "block"       // blue/green: blue (rollback: green) instances lose traffic
-	PhaseTermination = "termination" // blue/green: TERMINATE wait
-	PhaseTerminate   = "terminate"   // blue/green: stopping the blue application
-	PhaseDone        = "done"
+	PhaseInstall     Phase = "install"     // in-place: the whole event list; blue/green: green install events
+	PhaseReadyWait   Phase = "ready"       // blue/green: waiting for ContinueDeployment(READY_WAIT)
+	PhaseAllow       Phase = "allow"       // blue/green: green (rollback: blue) instances get traffic
+	PhaseBlock       Phase = "block"       // blue/green: blue (rollback: green) instances lose traffic
+	PhaseTermination Phase = "termination" // blue/green: TERMINATE wait
+	PhaseTerminate   Phase = "terminate"   // blue/green: stopping the blue application
+	PhaseDone        Phase = "done"
 )
 
 // Diagnostics of a lifecycle event.
@@ -168,12 +175,16 @@ type Instance struct {
 
 // Deployment is the engine's state of one deployment.
 type Deployment struct {
-	ID                            string     `json:"id"`
-	Status                        string     `json:"status"`
-	Phase                         string     `json:"phase"`
-	BlueGreen                     bool       `json:"blueGreen,omitempty"`
+	ID     string `json:"id"`
+	Status Status `json:"status"`
+	Phase  Phase  `json:"phase"`
+	// Kind picks the strategy that drives the deployment (strategy.go).
+	// Records stored before it existed carry the booleans blueGreen and
+	// rollback instead; UnmarshalJSON maps them (legacy.go).
+	Kind Kind `json:"kind"`
+	// TrafficControl, for in-place, wraps each instance's install in
+	// BlockTraffic and AllowTraffic (WITH_TRAFFIC_CONTROL).
 	TrafficControl                bool       `json:"trafficControl,omitempty"`
-	Rollback                      bool       `json:"rollback,omitempty"` // created by codeDeployRollback
 	MinHealthy                    MinHealthy `json:"minHealthy"`
 	IgnoreApplicationStopFailures bool       `json:"ignoreApplicationStopFailures,omitempty"`
 	ReadyAction                   string     `json:"readyAction,omitempty"` // CONTINUE_DEPLOYMENT | STOP_DEPLOYMENT
@@ -305,7 +316,7 @@ type (
 		Stop      bool
 	}
 	// Finished reports the terminal status.
-	Finished struct{ Status string }
+	Finished struct{ Status Status }
 	// Prewarm asks the traffic layer to register installed replacement
 	// instances without traffic (weight 0), so their health checks pass
 	// before the reroute and AllowTraffic only has to give them weight.
@@ -314,12 +325,25 @@ type (
 
 // ErrNotApplicable is returned by Step for events that do not apply in the
 // current state; the API maps it to the right exception.
-type ErrNotApplicable struct{ Reason string }
+type ErrNotApplicable struct{ Reason Reason }
 
-func (e *ErrNotApplicable) Error() string { return e.Reason }
+func (e *ErrNotApplicable) Error() string { return string(e.Reason) }
+
+// Reason says why an event does not apply. The values travel between
+// replicas in store replies, so they are stable strings.
+type Reason string
+
+// Reasons of ErrNotApplicable.
+const (
+	ReasonCompleted         Reason = "completed"           // the deployment already ended
+	ReasonNotReady          Reason = "not-ready"           // ContinueDeployment before the wait it names
+	ReasonNoTerminationWait Reason = "no-termination-wait" // TERMINATION_WAIT with no termination wait ahead
+	ReasonUnsupported       Reason = "unsupported"         // the strategy has no such wait
+	ReasonBadWaitType       Reason = "bad-wait-type"       // an unknown wait type
+)
 
 // Terminal reports whether status is final.
-func Terminal(status string) bool {
+func Terminal(status Status) bool {
 	return status == StatusSucceeded || status == StatusFailed || status == StatusStopped
 }
 
@@ -331,6 +355,9 @@ func NewDeployment(d Deployment, blue, green []Instance, now time.Time) *Deploym
 	out.Status = StatusCreated
 	out.Created = now
 	out.Phase = PhaseInstall
+	if out.Kind == "" {
+		out.Kind = KindInPlace
+	}
 	add := func(in Instance, label string, events []string) {
 		inst := in
 		inst.Label = label
@@ -342,33 +369,7 @@ func NewDeployment(d Deployment, blue, green []Instance, now time.Time) *Deploym
 		}
 		out.Instances = append(out.Instances, &inst)
 	}
-	switch {
-	case d.BlueGreen && d.Rollback:
-		// Traffic goes back to the originals; nothing is reinstalled.
-		for _, in := range blue {
-			add(in, Blue, allowEvents)
-		}
-		for _, in := range green {
-			add(in, Green, blockEvents)
-		}
-	case d.BlueGreen:
-		for _, in := range green {
-			add(in, Green, append(append([]string{}, installEvents...), allowEvents...))
-		}
-		for _, in := range blue {
-			add(in, Blue, blockEvents)
-		}
-	default:
-		var evs []string
-		if d.TrafficControl {
-			evs = append(append(append(evs, blockEvents...), installEvents...), allowEvents...)
-		} else {
-			evs = installEvents
-		}
-		for _, in := range green {
-			add(in, "", evs)
-		}
-	}
+	strategyOf(d.Kind).plan(&out, blue, green, add)
 	return &out
 }
 
@@ -379,9 +380,9 @@ func Step(d *Deployment, cfg Config, ev Event, now time.Time) ([]Action, error) 
 		case Tick, Acked, Completed, Resumed:
 			return nil, nil
 		}
-		return nil, &ErrNotApplicable{Reason: "deployment is already completed"}
+		return nil, &ErrNotApplicable{Reason: ReasonCompleted}
 	}
-	s := &stepper{d: d, cfg: cfg, now: now}
+	s := &stepper{d: d, cfg: cfg, now: now, strat: strategyOf(d.Kind)}
 	switch e := ev.(type) {
 	case Start:
 		if d.Status != StatusCreated && d.Status != StatusQueued {
@@ -406,12 +407,7 @@ func Step(d *Deployment, cfg Config, ev Event, now time.Time) ([]Action, error) 
 	case AlarmStop:
 		s.alarmStop(e)
 	case Resumed:
-		for _, in := range d.Instances {
-			if c := in.Cmd; c != nil && c.Acked.IsZero() {
-				c.Dispatched = now
-				in.LastUpdated = now
-			}
-		}
+		s.resumed()
 	default:
 		return nil, fmt.Errorf("engine: unknown event %T", ev)
 	}
@@ -433,7 +429,25 @@ type stepper struct {
 	d       *Deployment
 	cfg     Config
 	now     time.Time
+	strat   strategy // from d.Kind: what differs between strategies
 	actions []Action
+}
+
+// resumed restarts the pickup clock of commands handed out again and asks
+// again for the traffic changes in flight: the process that carried them
+// out may be gone, and the traffic layer reports to no one else.
+func (s *stepper) resumed() {
+	for _, in := range s.d.Instances {
+		c := in.Cmd
+		if c == nil || !c.Acked.IsZero() {
+			continue
+		}
+		c.Dispatched = s.now
+		in.LastUpdated = s.now
+		if IsTrafficEvent(c.Event) {
+			s.emit(s.trafficAction(in, *c))
+		}
+	}
 }
 
 func (s *stepper) emit(a Action) { s.actions = append(s.actions, a) }
@@ -442,11 +456,7 @@ func (s *stepper) start() {
 	d := s.d
 	d.Status = StatusInProgress
 	d.Started = s.now
-	targets := s.phaseInstances(PhaseInstall)
-	if d.BlueGreen && d.Rollback {
-		targets = s.phaseInstances(PhaseAllow)
-	}
-	n := len(targets)
+	n := len(s.phaseInstances(s.strat.firstPhase()))
 	if n == 0 {
 		s.failStart(CodeNoInstances, "The deployment failed because no instances were found for your deployment group. Check your deployment group settings to make sure the tags for your instances correctly identify the instances you want to deploy to, and then try again.")
 		return
@@ -456,10 +466,7 @@ func (s *stepper) start() {
 		s.failStart(CodeHealthConstraintsInvalid, fmt.Sprintf("The deployment failed because the minimum number of healthy instances (%d) is not less than the number of instances in the deployment (%d). Lower the minimum healthy hosts in the deployment configuration or add instances.", d.M, n))
 		return
 	}
-	if d.BlueGreen && d.Rollback {
-		d.Phase = PhaseAllow
-		s.message("Rerouting traffic back to the original instances")
-	}
+	s.strat.begin(s)
 }
 
 // failStart fails a deployment that cannot start, after
@@ -477,48 +484,22 @@ func (s *stepper) message(m string) { s.d.StatusMessages = append(s.d.StatusMess
 
 // phaseInstances are the instances taking part in a phase. The result may
 // be the deployment's own slice: callers only read it.
-func (s *stepper) phaseInstances(phase string) []*Instance {
-	if !s.d.BlueGreen {
-		// In-place: every instance installs, none does anything else. A
-		// copy here cost a 1,000-host deployment a slice per call, several
-		// calls per step.
-		if phase == PhaseInstall {
-			return s.d.Instances
-		}
-		return nil
-	}
+func (s *stepper) phaseInstances(phase Phase) []*Instance {
+	return s.strat.members(s.d, phase)
+}
+
+// filterPhase returns the instances of d the strategy puts in phase.
+func filterPhase(st strategy, d *Deployment, phase Phase) []*Instance {
 	var out []*Instance
-	for _, in := range s.d.Instances {
-		if s.inPhase(in, phase) {
+	for _, in := range d.Instances {
+		if st.inPhase(in, phase) {
 			out = append(out, in)
 		}
 	}
 	return out
 }
 
-func (s *stepper) inPhase(in *Instance, phase string) bool {
-	d := s.d
-	if !d.BlueGreen {
-		return phase == PhaseInstall
-	}
-	switch phase {
-	case PhaseInstall:
-		return !d.Rollback && in.Label == Green
-	case PhaseAllow:
-		return (in.Label == Green) != d.Rollback
-	case PhaseBlock, PhaseTerminate:
-		return (in.Label == Blue) != d.Rollback
-	}
-	return false
-}
-
-// phaseEnd is the index after the last event an instance runs in a phase.
-func phaseEnd(d *Deployment, in *Instance, phase string) int {
-	if d.BlueGreen && !d.Rollback && in.Label == Green && phase == PhaseInstall {
-		return len(installEvents)
-	}
-	return len(in.Events)
-}
+func (s *stepper) inPhase(in *Instance, phase Phase) bool { return s.strat.inPhase(in, phase) }
 
 func (s *stepper) findCmd(id string) (*Instance, *Command) {
 	for _, in := range s.d.Instances {
@@ -618,32 +599,7 @@ func (s *stepper) tick() {
 	}
 }
 
-func (s *stepper) continueWait(waitType string) error {
-	d := s.d
-	if !d.BlueGreen {
-		return &ErrNotApplicable{Reason: "unsupported"}
-	}
-	switch waitType {
-	case "", "READY_WAIT":
-		if d.Status != StatusReady || d.Phase != PhaseReadyWait {
-			return &ErrNotApplicable{Reason: "not-ready"}
-		}
-		s.message("Traffic rerouting was started by ContinueDeployment")
-		s.enterAllow()
-	case "TERMINATION_WAIT":
-		if d.Phase != PhaseTermination {
-			if d.Phase == PhaseInstall || d.Phase == PhaseReadyWait {
-				return &ErrNotApplicable{Reason: "not-ready"}
-			}
-			return &ErrNotApplicable{Reason: "no-termination-wait"}
-		}
-		s.message("The termination wait was ended by ContinueDeployment")
-		s.beginTerminate()
-	default:
-		return &ErrNotApplicable{Reason: "bad-wait-type"}
-	}
-	return nil
-}
+func (s *stepper) continueWait(waitType string) error { return s.strat.continueWait(s, waitType) }
 
 func (s *stepper) stop(rollback *bool) {
 	d := s.d
@@ -779,7 +735,7 @@ func (s *stepper) advanceOnce() bool {
 		if in.Cmd != nil || in.Status != InProgress {
 			continue
 		}
-		end := phaseEnd(d, in, d.Phase)
+		end := s.strat.phaseEnd(in, d.Phase)
 		if !s.inPhase(in, d.Phase) {
 			continue
 		}
@@ -852,14 +808,8 @@ func nextPending(in *Instance, end int) int {
 
 // instanceDone is called when an instance ran every event of the phase.
 func (s *stepper) instanceDone(in *Instance) {
-	d := s.d
 	in.LastUpdated = s.now
-	if d.BlueGreen && !d.Rollback && in.Label == Green && d.Phase == PhaseInstall {
-		// Installed; it waits for its traffic events.
-		in.Status = Ready
-		return
-	}
-	in.Status = Succeeded
+	in.Status = s.strat.doneStatus(in, s.d.Phase)
 }
 
 // dispatch starts event i on the instance.
@@ -872,11 +822,16 @@ func (s *stepper) dispatch(in *Instance, i int) {
 	in.Events[i].Start = s.now
 	in.LastUpdated = s.now
 	if IsTrafficEvent(c.Event) {
-		keep := c.Event == BlockTraffic && d.BlueGreen && !d.Rollback && in.Label == Blue
-		s.emit(Traffic{Instance: in.Name, Allow: c.Event == AllowTraffic, Keep: keep, Command: c})
+		s.emit(s.trafficAction(in, c))
 		return
 	}
 	s.emit(Dispatch{Instance: in.Name, HostID: in.HostID, Command: c})
+}
+
+// trafficAction is the traffic change of command c on instance in.
+func (s *stepper) trafficAction(in *Instance, c Command) Traffic {
+	keep := c.Event == BlockTraffic && s.strat.keepOnBlock(in)
+	return Traffic{Instance: in.Name, Allow: c.Event == AllowTraffic, Keep: keep, Command: c}
 }
 
 // eligible reports whether the instance waits to start the current phase.
@@ -890,10 +845,10 @@ func (s *stepper) eligible(in *Instance) bool {
 // counts of the phase's instances.
 type counts struct{ pending, running, ok, failed, n int }
 
-func (s *stepper) count(phase string) counts {
+func (s *stepper) count(phase Phase) counts {
 	var c counts
 	for _, in := range s.phaseInstances(phase) {
-		if phase == PhaseAllow && s.failedBeforeAllow(in) {
+		if phase == PhaseAllow && s.strat.failedBeforeAllow(in) {
 			continue // the install rule already judged it
 		}
 		c.n++
@@ -915,17 +870,6 @@ func (s *stepper) count(phase string) counts {
 		}
 	}
 	return c
-}
-
-// failedBeforeAllow reports whether a replacement instance failed its
-// install events and so never takes part in the reroute.
-func (s *stepper) failedBeforeAllow(in *Instance) bool {
-	d := s.d
-	if !d.BlueGreen || d.Rollback || in.Label != Green || in.Status != Failed {
-		return false
-	}
-	i := len(installEvents)
-	return i < len(in.Events) && in.Events[i].Status == Skipped
 }
 
 // startBatch starts as many pending instances as the minimum-healthy rule
@@ -974,7 +918,7 @@ func (s *stepper) startBatch() bool {
 		}
 		in.Status = InProgress
 		in.LastUpdated = s.now
-		if next := nextPending(in, phaseEnd(d, in, d.Phase)); next >= 0 {
+		if next := nextPending(in, s.strat.phaseEnd(in, d.Phase)); next >= 0 {
 			s.dispatch(in, next)
 		}
 		allowed--
@@ -983,7 +927,7 @@ func (s *stepper) startBatch() bool {
 	return started
 }
 
-func (s *stepper) phaseComplete(phase string) bool {
+func (s *stepper) phaseComplete(phase Phase) bool {
 	for _, in := range s.phaseInstances(phase) {
 		switch in.Status {
 		case Pending, InProgress:
@@ -998,99 +942,22 @@ func (s *stepper) phaseComplete(phase string) bool {
 }
 
 // healthy reports whether the phase ended within the success rule.
-func (s *stepper) healthy(phase string) bool {
+func (s *stepper) healthy(phase Phase) bool {
 	c := s.count(phase)
 	return c.ok >= s.d.M && c.ok >= 1
 }
 
-func (s *stepper) endPhase() {
-	d := s.d
-	switch d.Phase {
-	case PhaseInstall:
-		if !s.healthy(PhaseInstall) {
-			s.skipRemaining()
-			s.finish(StatusFailed, CodeHealthConstraints, MsgHealthConstraints)
-			return
-		}
-		if !d.BlueGreen {
-			s.finish(StatusSucceeded, "", "")
-			return
-		}
-		var ready []string
-		for _, in := range s.phaseInstances(PhaseInstall) {
-			if in.Status == Ready {
-				ready = append(ready, in.Name)
-			}
-		}
-		s.emit(Prewarm{Instances: ready})
-		if d.ReadyAction == "STOP_DEPLOYMENT" {
-			d.Phase = PhaseReadyWait
-			d.Status = StatusReady
-			d.ReadyDeadline = s.now.Add(time.Duration(d.ReadyWaitMinutes) * s.cfg.Minute)
-			s.message("Replacement instances are ready; waiting for ContinueDeployment to reroute traffic")
-			return
-		}
-		s.enterAllow()
-	case PhaseAllow:
-		if !s.healthy(PhaseAllow) {
-			s.skipRemaining()
-			s.finish(StatusFailed, CodeHealthConstraints, MsgHealthConstraints)
-			return
-		}
-		d.Phase = PhaseBlock
-		if d.Rollback {
-			s.message("Traffic is back on the original instances; removing the replacement instances from traffic")
-		} else {
-			s.message("Traffic rerouted to the replacement instances; removing the original instances from traffic")
-		}
-	case PhaseBlock:
-		for _, in := range s.phaseInstances(PhaseBlock) {
-			if in.Status == Failed {
-				s.finish(StatusFailed, CodeHealthConstraints, "The deployment failed because an original instance could not be removed from traffic.")
-				return
-			}
-		}
-		if d.Rollback {
-			s.finish(StatusSucceeded, "", "")
-			return
-		}
-		if len(s.phaseInstances(PhaseBlock)) == 0 {
-			// No originals to retire, but the replacements still become
-			// the group's fleet.
-			s.emit(Terminate{})
-			s.finish(StatusSucceeded, "", "")
-			return
-		}
-		if d.TerminateAction == "TERMINATE" {
-			d.Phase = PhaseTermination
-			d.TerminationWaitOn = true
-			d.TerminationStart = s.now
-			d.TerminationDue = s.now.Add(time.Duration(d.TerminationWaitMinutes) * s.cfg.Minute)
-			s.message("Waiting before terminating the original instances")
-			return
-		}
-		// KEEP_ALIVE: the originals stay up but leave the fleet.
-		var names []string
-		for _, in := range s.phaseInstances(PhaseBlock) {
-			in.Retired = true
-			in.LastUpdated = s.now
-			names = append(names, in.Name)
-		}
-		s.emit(Terminate{Instances: names, Stop: false})
-		s.finish(StatusSucceeded, "", "")
-	case PhaseTerminate:
-		var names []string
-		for _, in := range s.phaseInstances(PhaseTerminate) {
-			in.Retired = true
-			in.LastUpdated = s.now
-			names = append(names, in.Name)
-			if in.Status == Failed {
-				s.message(fmt.Sprintf("ApplicationStop failed on original instance %s while terminating it", in.Name))
-			}
-		}
-		s.emit(Terminate{Instances: names, Stop: true})
-		s.finish(StatusSucceeded, "", "")
+func (s *stepper) endPhase() { s.strat.endPhase(s) }
+
+// failUnhealthy fails the deployment if the phase ended outside the
+// minimum-healthy rule, and reports whether it did.
+func (s *stepper) failUnhealthy(phase Phase) bool {
+	if s.healthy(phase) {
+		return false
 	}
+	s.skipRemaining()
+	s.finish(StatusFailed, CodeHealthConstraints, MsgHealthConstraints)
+	return true
 }
 
 func (s *stepper) enterAllow() {
@@ -1119,9 +986,9 @@ func (s *stepper) beginTerminate() {
 	s.message("Terminating the original instances")
 }
 
-func (s *stepper) finish(status, code, msg string) {
+func (s *stepper) finish(status Status, code, msg string) {
 	d := s.d
-	rerouted := d.BlueGreen && !d.Rollback && (d.Phase == PhaseBlock || d.Phase == PhaseTermination)
+	rerouted := s.strat.rerouted(d)
 	d.Status = status
 	d.Phase = PhaseDone
 	d.Completed = s.now

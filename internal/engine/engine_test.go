@@ -31,7 +31,7 @@ type world struct {
 	log         []string // "host:event"
 	maxInFlight int
 	fail        func(host, event string) bool
-	finished    []string
+	finished    []Status
 	terminated  []string
 	hold        func(host, event string) bool // leave this command in flight
 	held        []Action
@@ -128,7 +128,7 @@ func TestInPlaceBatching(t *testing.T) {
 		n           int
 		mh          MinHealthy
 		failHosts   []string
-		wantStatus  string
+		wantStatus  Status
 		wantCode    string
 		maxInFlight int
 	}{
@@ -310,15 +310,15 @@ func TestStopRollbackChoice(t *testing.T) {
 	}
 }
 
-func blueGreen(ready string, wait int, term string, termWait int) Deployment {
-	return Deployment{ID: "d-BG0000001", BlueGreen: true, TrafficControl: true, MinHealthy: MinHealthy{Type: FleetPercent, Value: 0},
+func bgDeployment(ready string, wait int, term string, termWait int) Deployment {
+	return Deployment{ID: "d-BG0000001", Kind: KindBlueGreen, TrafficControl: true, MinHealthy: MinHealthy{Type: FleetPercent, Value: 0},
 		ReadyAction: ready, ReadyWaitMinutes: wait, TerminateAction: term, TerminationWaitMinutes: termWait}
 }
 
 func TestBlueGreenFullCycle(t *testing.T) {
 	blue := []Instance{{Name: "b0", HostID: "arn:b0"}, {Name: "b1", HostID: "arn:b1"}}
 	green := []Instance{{Name: "g0", HostID: "arn:g0"}, {Name: "g1", HostID: "arn:g1"}}
-	d := NewDeployment(blueGreen("STOP_DEPLOYMENT", 10, "TERMINATE", 5), blue, green, t0)
+	d := NewDeployment(bgDeployment("STOP_DEPLOYMENT", 10, "TERMINATE", 5), blue, green, t0)
 	w := newWorld(t, d)
 	_ = w.step(Start{})
 	w.drain()
@@ -379,7 +379,7 @@ func TestBlueGreenFullCycle(t *testing.T) {
 }
 
 func TestBlueGreenReadyTimeoutStops(t *testing.T) {
-	d := NewDeployment(blueGreen("STOP_DEPLOYMENT", 3, "KEEP_ALIVE", 0), hosts(1), []Instance{{Name: "g0"}}, t0)
+	d := NewDeployment(bgDeployment("STOP_DEPLOYMENT", 3, "KEEP_ALIVE", 0), hosts(1), []Instance{{Name: "g0"}}, t0)
 	w := newWorld(t, d)
 	_ = w.step(Start{})
 	w.drain()
@@ -394,7 +394,7 @@ func TestBlueGreenReadyTimeoutStops(t *testing.T) {
 }
 
 func TestBlueGreenContinueAndKeepAlive(t *testing.T) {
-	d := NewDeployment(blueGreen("CONTINUE_DEPLOYMENT", 0, "KEEP_ALIVE", 0), hosts(2), []Instance{{Name: "g0"}}, t0)
+	d := NewDeployment(bgDeployment("CONTINUE_DEPLOYMENT", 0, "KEEP_ALIVE", 0), hosts(2), []Instance{{Name: "g0"}}, t0)
 	w := newWorld(t, d)
 	_ = w.step(Start{})
 	w.drain()
@@ -410,7 +410,7 @@ func TestBlueGreenContinueAndKeepAlive(t *testing.T) {
 }
 
 func TestBlueGreenRollbackSwapsRoles(t *testing.T) {
-	d := NewDeployment(Deployment{ID: "d-RB0000001", BlueGreen: true, Rollback: true, TrafficControl: true, MinHealthy: MinHealthy{Type: FleetPercent}}, hosts(1), []Instance{{Name: "g0"}}, t0)
+	d := NewDeployment(Deployment{ID: "d-RB0000001", Kind: KindReroute, TrafficControl: true, MinHealthy: MinHealthy{Type: FleetPercent}}, hosts(1), []Instance{{Name: "g0"}}, t0)
 	w := newWorld(t, d)
 	_ = w.step(Start{})
 	w.drain()
@@ -426,9 +426,9 @@ func TestBlueGreenRollbackSwapsRoles(t *testing.T) {
 }
 
 func TestStopDuringEachBlueGreenPhase(t *testing.T) {
-	for _, phase := range []string{PhaseInstall, PhaseReadyWait, PhaseAllow, PhaseTermination} {
-		t.Run(phase, func(t *testing.T) {
-			d := NewDeployment(blueGreen("STOP_DEPLOYMENT", 10, "TERMINATE", 10), hosts(1), []Instance{{Name: "g0"}}, t0)
+	for _, phase := range []Phase{PhaseInstall, PhaseReadyWait, PhaseAllow, PhaseTermination} {
+		t.Run(string(phase), func(t *testing.T) {
+			d := NewDeployment(bgDeployment("STOP_DEPLOYMENT", 10, "TERMINATE", 10), hosts(1), []Instance{{Name: "g0"}}, t0)
 			w := newWorld(t, d)
 			w.hold = func(h, e string) bool {
 				return (phase == PhaseInstall && e == Install) || (phase == PhaseAllow && e == AllowTraffic)
@@ -479,7 +479,7 @@ func TestBlueGreenRerouteIgnoresInstallFailures(t *testing.T) {
 			for i := range tc.greens {
 				green = append(green, Instance{Name: fmt.Sprintf("g%d", i)})
 			}
-			dep := blueGreen("CONTINUE_DEPLOYMENT", 0, "KEEP_ALIVE", 0)
+			dep := bgDeployment("CONTINUE_DEPLOYMENT", 0, "KEEP_ALIVE", 0)
 			dep.MinHealthy = tc.mh
 			d := NewDeployment(dep, []Instance{{Name: "b0"}}, green, t0)
 			w := newWorld(t, d)
@@ -501,7 +501,7 @@ func TestBlueGreenRerouteIgnoresInstallFailures(t *testing.T) {
 // Stopping after the reroute without a rollback leaves traffic on the
 // replacements, and they become the fleet.
 func TestBlueGreenStopAfterRerouteHandsOverFleet(t *testing.T) {
-	d := NewDeployment(blueGreen("CONTINUE_DEPLOYMENT", 0, "TERMINATE", 60), hosts(1), []Instance{{Name: "g0"}}, t0)
+	d := NewDeployment(bgDeployment("CONTINUE_DEPLOYMENT", 0, "TERMINATE", 60), hosts(1), []Instance{{Name: "g0"}}, t0)
 	w := newWorld(t, d)
 	_ = w.step(Start{})
 	w.drain()

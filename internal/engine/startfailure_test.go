@@ -17,7 +17,7 @@ func TestStartFailureDelay(t *testing.T) {
 		n        int
 		mh       MinHealthy
 		stop     bool
-		want     string
+		want     Status
 		wantCode string
 	}{
 		{"no instances", 0, MinHealthy{Type: MostConcurrency, Value: 1}, false, StatusFailed, CodeNoInstances},

@@ -129,8 +129,8 @@ func New(opts Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	for _, s := range []string{engine.StatusCreated, engine.StatusQueued, engine.StatusInProgress, engine.StatusReady} {
-		m.deployments.WithLabelValues(s)
+	for _, s := range []engine.Status{engine.StatusCreated, engine.StatusQueued, engine.StatusInProgress, engine.StatusReady} {
+		m.deployments.WithLabelValues(string(s))
 	}
 	return m
 }
@@ -161,14 +161,14 @@ func (m *Metrics) TookOver() { m.failovers.Inc() }
 
 // Seed counts a deployment that was active before this process started
 // (it is counted from its next step on otherwise).
-func (m *Metrics) Seed(id, status string) {
+func (m *Metrics) Seed(id string, status engine.Status) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.status[id]; ok || engine.Terminal(status) {
 		return
 	}
-	m.status[id] = status
-	m.deployments.WithLabelValues(status).Inc()
+	m.status[id] = string(status)
+	m.deployments.WithLabelValues(string(status)).Inc()
 }
 
 // Step implements deploy.Observer: it counts and logs after the commit.
@@ -195,7 +195,7 @@ func (m *Metrics) Step(_ context.Context, _ store.Tx, st deploy.Step) (func(), e
 	id, app, group, code, msg := rec.ID, rec.ApplicationName, rec.GroupName, e.ErrorCode, e.ErrorMessage
 	return func() {
 		if from != to {
-			m.deploymentStatus(id, to, code)
+			m.deploymentStatus(id, string(to), code)
 			attrs := []any{"deployment", id, "application", app, "group", group, "from", from, "to", to}
 			if code != "" {
 				attrs = append(attrs, "error_code", code, "error_message", msg)
@@ -218,7 +218,7 @@ func (m *Metrics) deploymentStatus(id, to, code string) {
 	if old, ok := m.status[id]; ok {
 		m.deployments.WithLabelValues(old).Dec()
 	}
-	if engine.Terminal(to) {
+	if engine.Terminal(engine.Status(to)) {
 		delete(m.status, id)
 		m.completed.WithLabelValues(to, code).Inc()
 		return

@@ -137,7 +137,7 @@ func newDeploymentMessage(rec *deploy.Record, trigger string) deploymentMessage 
 	m := deploymentMessage{
 		Region: rec.Region, AccountID: rec.Account, EventTriggerName: trigger,
 		ApplicationName: rec.ApplicationName, DeploymentID: rec.ID, DeploymentGroupName: rec.GroupName,
-		CreateTime: epoch(e.Created), CompleteTime: epoch(e.Completed), DeploymentOverview: ov, Status: e.Status,
+		CreateTime: epoch(e.Created), CompleteTime: epoch(e.Completed), DeploymentOverview: ov, Status: string(e.Status),
 	}
 	if e.ErrorCode != "" {
 		m.ErrorInformation = &errorInformation{ErrorCode: e.ErrorCode, ErrorMessage: e.ErrorMessage}

@@ -22,7 +22,7 @@ func TestOccurrences(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name       string
-		before     string
+		before     engine.Status
 		instBefore []string
 		e          engine.Deployment
 		want       []string
