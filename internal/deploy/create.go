@@ -277,7 +277,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 // emulators create their groups and deployments and read an honest
 // outcome (README: Lambda and ECS).
 func notRun(id, platform string, now time.Time) *engine.Deployment {
-	e := engine.NewDeployment(engine.Deployment{ID: id, BlueGreen: true, TrafficControl: true}, nil, nil, now)
+	e := engine.NewDeployment(engine.Deployment{ID: id, Kind: engine.KindBlueGreen, TrafficControl: true}, nil, nil, now)
 	code := "INVALID_LAMBDA_CONFIGURATION"
 	if platform == cd.ComputePlatformECS {
 		code = "INVALID_ECS_SERVICE"
