@@ -109,13 +109,14 @@ func queueHostCommands(ctx context.Context, tx store.Tx, rec *Record, changed fu
 // inboxEvent is an event for a deployment, written by a replica that does
 // not drive it. Each engine event type has exactly one encoding here.
 type inboxEvent struct {
-	Type      string            `json:"type"`
-	Acked     *engine.Acked     `json:"acked,omitempty"`
-	Completed *engine.Completed `json:"completed,omitempty"`
-	Continue  *engine.Continue  `json:"continue,omitempty"`
-	Stop      *engine.Stop      `json:"stop,omitempty"`
-	AlarmStop *engine.AlarmStop `json:"alarmStop,omitempty"`
-	Reply     bool              `json:"reply"`
+	Type      string                 `json:"type"`
+	Acked     *engine.Acked          `json:"acked,omitempty"`
+	Completed *engine.Completed      `json:"completed,omitempty"`
+	Continue  *engine.Continue       `json:"continue,omitempty"`
+	Stop      *engine.Stop           `json:"stop,omitempty"`
+	AlarmStop *engine.AlarmStop      `json:"alarmStop,omitempty"`
+	Judgment  *engine.JudgmentFailed `json:"judgmentFailed,omitempty"`
+	Reply     bool                   `json:"reply"`
 }
 
 func encodeEvent(ev engine.Event) (inboxEvent, error) {
@@ -132,6 +133,8 @@ func encodeEvent(ev engine.Event) (inboxEvent, error) {
 		return inboxEvent{Type: "Stop", Stop: &e}, nil
 	case engine.AlarmStop:
 		return inboxEvent{Type: "AlarmStop", AlarmStop: &e}, nil
+	case engine.JudgmentFailed:
+		return inboxEvent{Type: "JudgmentFailed", Judgment: &e}, nil
 	case engine.Tick, engine.Resumed:
 		// Made by the loop driving the deployment, never sent to it.
 	}
@@ -152,6 +155,8 @@ func (e inboxEvent) event() (engine.Event, error) {
 		return *e.Stop, nil
 	case e.Type == "AlarmStop" && e.AlarmStop != nil:
 		return *e.AlarmStop, nil
+	case e.Type == "JudgmentFailed" && e.Judgment != nil:
+		return *e.Judgment, nil
 	}
 	return nil, fmt.Errorf("deploy: unknown inbox event %q", e.Type)
 }

@@ -62,3 +62,34 @@ func TestAlarmStopDuringReadyWait(t *testing.T) {
 		t.Fatalf("status %s/%s rollback %v", d.Status, d.ErrorCode, d.RollbackWanted)
 	}
 }
+
+// TestJudgmentFailedStopsLikeAnAlarm: a failing canary judgment during the
+// reroute stops the blue/green deployment with ALARM_ACTIVE, its reason in
+// the message, and rolls back as DEPLOYMENT_STOP_ON_ALARM says.
+func TestJudgmentFailedStopsLikeAnAlarm(t *testing.T) {
+	for _, rollback := range []bool{true, false} {
+		d := NewDeployment(bgDeployment("CONTINUE_DEPLOYMENT", 0, "KEEP_ALIVE", 0), hosts(2), []Instance{{Name: "g0"}, {Name: "g1"}}, t0)
+		w := newWorld(t, d)
+		_ = w.step(Start{})
+		w.hold = func(h, e string) bool { return e == AllowTraffic }
+		w.drain()
+		if d.Phase != PhaseAllow {
+			t.Fatalf("phase %s", d.Phase)
+		}
+		if err := w.step(JudgmentFailed{Reason: "5xx rate 20.0% on green vs 0.0% on blue", Rollback: rollback}); err != nil {
+			t.Fatal(err)
+		}
+		w.queue = append(w.queue, w.held...)
+		w.held, w.hold = nil, func(string, string) bool { return false }
+		w.drain()
+		if d.Status != StatusStopped || d.ErrorCode != CodeAlarmActive || d.RollbackWanted != rollback {
+			t.Fatalf("rollback %v: status %s/%s rollbackWanted %v", rollback, d.Status, d.ErrorCode, d.RollbackWanted)
+		}
+		if want := "The deployment was stopped because the automatic canary judgment failed: 5xx rate 20.0% on green vs 0.0% on blue"; d.ErrorMessage != want {
+			t.Fatalf("message %q", d.ErrorMessage)
+		}
+		if got := w.events("h0"); len(got) != 0 {
+			t.Fatalf("originals left traffic after the judgment failed: %v", got)
+		}
+	}
+}

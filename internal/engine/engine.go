@@ -245,14 +245,15 @@ type Config struct {
 // types implement it, so every caller's switch can be checked against it.
 type Event interface{ isEvent() }
 
-func (Start) isEvent()     {}
-func (Tick) isEvent()      {}
-func (Acked) isEvent()     {}
-func (Completed) isEvent() {}
-func (Resumed) isEvent()   {}
-func (Continue) isEvent()  {}
-func (Stop) isEvent()      {}
-func (AlarmStop) isEvent() {}
+func (Start) isEvent()          {}
+func (Tick) isEvent()           {}
+func (Acked) isEvent()          {}
+func (Completed) isEvent()      {}
+func (Resumed) isEvent()        {}
+func (Continue) isEvent()       {}
+func (Stop) isEvent()           {}
+func (AlarmStop) isEvent()      {}
+func (JudgmentFailed) isEvent() {}
 
 // Event kinds fed to Step.
 type (
@@ -284,6 +285,16 @@ type (
 	// DEPLOYMENT_STOP_ON_ALARM, which the caller knows.
 	AlarmStop struct {
 		Message  string
+		Rollback bool
+	}
+	// JudgmentFailed stops the deployment because the automatic canary
+	// judgment found the replacements worse than the originals over a
+	// traffic step's window. It stops as an alarm does (ALARM_ACTIVE, the
+	// one error code the API has for a health signal); Rollback follows
+	// DEPLOYMENT_STOP_ON_ALARM, which the caller knows. Reason is the
+	// judgment's explanation, shown in the error message.
+	JudgmentFailed struct {
+		Reason   string
 		Rollback bool
 	}
 )
@@ -406,6 +417,9 @@ func Step(d *Deployment, cfg Config, ev Event, now time.Time) ([]Action, error) 
 		s.stop(e.Rollback)
 	case AlarmStop:
 		s.alarmStop(e)
+	case JudgmentFailed:
+		s.alarmStop(AlarmStop{Rollback: e.Rollback,
+			Message: "The deployment was stopped because the automatic canary judgment failed: " + e.Reason})
 	case Resumed:
 		s.resumed()
 	default:
