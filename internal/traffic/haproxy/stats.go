@@ -52,7 +52,7 @@ func (r *Router) Stats(ctx context.Context, targetGroup string) (map[string]traf
 			st.Requests = num(row, "stot")
 			mean = "ttime"
 		}
-		// A retried attempt never reached req_tot on this server.
+		// Retries are attempts too; counting them keeps the bad rate <= 1.
 		st.Requests += num(row, "wretr")
 		st.MeanLatency = time.Duration(num(row, mean)) * time.Millisecond
 		out[id] = st
