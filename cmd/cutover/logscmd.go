@@ -190,7 +190,7 @@ func (p *logPrinter) unstreamed(ctx context.Context) error {
 				if s := aws.ToString(d.ScriptName); s != "" {
 					head += ", script " + s
 				}
-				if m := aws.ToString(d.Message); m != "" {
+				if m := aws.ToString(d.Message); m != "" && m != string(e.Status) {
 					head += ": " + m
 				}
 				tail = aws.ToString(d.LogTail)

@@ -31,6 +31,7 @@ import (
 //	    healthCheck: {path: /healthz, interval: 2s, timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 2}
 //	    deregistrationDelay: 10s
 //	    haproxy: {socket: /run/haproxy/admin.sock, backend: web}
+//	    stickyCookie: CUTOVER_STICKY   # optional: keep each client on one backend during a shift
 type TrafficFile struct {
 	TargetGroups []TargetGroupYAML `yaml:"targetGroups"`
 }
@@ -54,6 +55,7 @@ type TargetGroupYAML struct {
 		Socket  string `yaml:"socket"`
 		Backend string `yaml:"backend"`
 	} `yaml:"haproxy"`
+	StickyCookie string `yaml:"stickyCookie"`
 }
 
 // Config converts the YAML form.
@@ -64,6 +66,7 @@ func (t TargetGroupYAML) Config() traffic.TargetGroupConfig {
 			HealthyThreshold: t.HealthCheck.HealthyThreshold, UnhealthyThreshold: t.HealthCheck.UnhealthyThreshold},
 		DeregistrationDelay: t.DeregistrationDelay,
 		HAProxy:             traffic.HAProxyConfig{Socket: t.HAProxy.Socket, Backend: t.HAProxy.Backend},
+		StickyCookie:        t.StickyCookie,
 	}
 }
 

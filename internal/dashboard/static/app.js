@@ -362,7 +362,7 @@ function renderUnstreamed() {
       const dg = e.diagnostics || {};
       return el("div", { class: "event-diag", "data-event": e.lifecycleEventName }, e.lifecycleEventName + " · ", statusSpan(e.status),
         dg.errorCode && dg.errorCode !== "Success" ? " · " + dg.errorCode : null, dg.scriptName ? " · script " + dg.scriptName : null,
-        dg.message ? " · " + dg.message : null, dg.logTail ? el("pre", {}, dg.logTail) : null);
+        dg.message && dg.message !== e.status ? " · " + dg.message : null, dg.logTail ? el("pre", {}, dg.logTail) : null);
     }))));
 }
 

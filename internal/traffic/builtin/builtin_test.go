@@ -26,6 +26,6 @@ func newRouter(t *testing.T, cfg traffic.TargetGroupConfig) (traffic.Router, str
 
 func TestConformance(t *testing.T) { traffictest.Run(t, newRouter) }
 
-func TestSticky(t *testing.T) { traffictest.RunSticky(t, newRouter) }
+func TestSticky(t *testing.T) { traffictest.RunSticky(t, newRouter, true) }
 
 func TestStats(t *testing.T) { traffictest.RunStats(t, newRouter, true) }

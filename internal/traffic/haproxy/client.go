@@ -102,8 +102,9 @@ func (c *Client) servers(ctx context.Context, backend string) (map[string]server
 	return srvs, nil
 }
 
-// sessions reports current sessions (scur) per server of a backend.
-func (c *Client) sessions(ctx context.Context, backend string) (map[string]int, error) {
+// stat runs "show stat" for a backend's servers and returns each server's
+// row keyed by column name.
+func (c *Client) stat(ctx context.Context, backend string) (map[string]map[string]string, error) {
 	out, err := c.Do(ctx, "show stat "+backend+" 4 -1")
 	if err != nil {
 		return nil, err
@@ -112,19 +113,32 @@ func (c *Client) sessions(ctx context.Context, backend string) (map[string]int, 
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "# ") {
 		return nil, fmt.Errorf("haproxy: show stat %s: %s", backend, strings.TrimSpace(out))
 	}
-	col := map[string]int{}
-	for i, h := range strings.Split(strings.TrimPrefix(lines[0], "# "), ",") {
-		col[h] = i
-	}
-	sv, scur := col["svname"], col["scur"]
-	res := make(map[string]int)
+	cols := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
+	res := make(map[string]map[string]string)
 	for _, l := range lines[1:] {
 		f := strings.Split(l, ",")
-		if len(f) <= max(sv, scur) {
-			continue
+		row := make(map[string]string, len(cols))
+		for i, h := range cols {
+			if i < len(f) {
+				row[h] = f[i]
+			}
 		}
-		v, _ := strconv.Atoi(f[scur])
-		res[f[sv]] = v
+		if sv := row["svname"]; sv != "" {
+			res[sv] = row
+		}
+	}
+	return res, nil
+}
+
+// sessions reports current sessions (scur) per server of a backend.
+func (c *Client) sessions(ctx context.Context, backend string) (map[string]int, error) {
+	rows, err := c.stat(ctx, backend)
+	if err != nil {
+		return nil, err
+	}
+	res := make(map[string]int, len(rows))
+	for sv, row := range rows {
+		res[sv], _ = strconv.Atoi(row["scur"])
 	}
 	return res, nil
 }

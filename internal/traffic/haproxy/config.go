@@ -48,6 +48,13 @@ func WriteConfig(w io.Writer, socket string, tgs []traffic.TargetGroupConfig) er
 		p("    mode %s", tg.Mode)
 		// Dynamic servers need a balance algorithm that supports them.
 		p("    balance roundrobin")
+		if tg.StickyCookie != "" {
+			// HAProxy 2.6 refuses "cookie" on dynamic servers; dynamic
+			// cookies derive each server's value from its address and a
+			// secret, so no address shows and every server has one.
+			p("    cookie %s insert indirect nocache httponly dynamic", tg.StickyCookie)
+			p("    dynamic-cookie-key %s", dynamicCookieKey(tg.Name))
+		}
 		if h := tg.HealthCheck; h.Enabled() {
 			if tg.Mode == traffic.ModeHTTP {
 				p("    option httpchk GET %s", h.Path)
@@ -59,3 +66,11 @@ func WriteConfig(w io.Writer, socket string, tgs []traffic.TargetGroupConfig) er
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%dms", max(d.Milliseconds(), 1)) }
+
+// dynamicCookieKey is the secret HAProxy mixes into sticky cookie values.
+// It only keeps addresses out of cookies (a client may pick any registered
+// server anyway), so a digest of the target group name is enough, and it
+// is the same across reloads so cookies survive them.
+func dynamicCookieKey(targetGroup string) string {
+	return traffic.StickyToken(targetGroup, "haproxy-dynamic-cookie-key")
+}

@@ -169,6 +169,13 @@ func (g *group) apply(ctx context.Context, r *Router, backends []traffic.Backend
 			if err := g.api.exec(ctx, cmd, "New server registered."); err != nil {
 				return err
 			}
+			if g.cfg.StickyCookie != "" {
+				// HAProxy 2.6 gives a dynamic server no cookie at "add
+				// server"; setting the key again recomputes every server's.
+				if err := g.api.exec(ctx, "set dynamic-cookie-key backend "+g.cfg.HAProxy.Backend+" "+dynamicCookieKey(g.cfg.Name), ""); err != nil {
+					return err
+				}
+			}
 			if h.Enabled() {
 				if err := g.api.exec(ctx, "enable health "+g.srv(name), ""); err != nil {
 					return err

@@ -62,3 +62,22 @@ func TestWriteConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestSticky(t *testing.T) { traffictest.RunSticky(t, newRouter, false) }
+
+func TestStats(t *testing.T) { traffictest.RunStats(t, newRouter, false) }
+
+func TestWriteConfigSticky(t *testing.T) {
+	cfg := traffictest.Config()
+	cfg.Listen = "127.0.0.1:8080"
+	cfg.StickyCookie = "SERVERID"
+	var b strings.Builder
+	if err := haproxy.WriteConfig(&b, "/run/h.sock", []traffic.TargetGroupConfig{cfg}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cookie SERVERID insert indirect nocache httponly dynamic", "dynamic-cookie-key "} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("config lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -104,6 +104,20 @@ func (e *env) get(path string) (string, error) {
 	return resp.Header.Get(ColorHeader), nil
 }
 
+// count sends n requests and counts them by answering backend.
+func (e *env) count(t *testing.T, n int) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for range n {
+		c, err := e.get("/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[c]++
+	}
+	return counts
+}
+
 // expectAll sends n requests and fails unless each reaches want.
 func (e *env) expectAll(t *testing.T, n int, want string) {
 	t.Helper()
@@ -317,14 +331,7 @@ func testWeights(t *testing.T, e *env) {
 	blue, green := StartBackend(t, "blue"), StartBackend(t, "green")
 	e.apply(t, be(blue, 3), be(green, 1))
 	const n = 400
-	counts := map[string]int{}
-	for range n {
-		c, err := e.get("/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		counts[c]++
-	}
+	counts := e.count(t, n)
 	frac := float64(counts["blue"]) / n
 	if frac < 0.65 || frac > 0.85 {
 		t.Errorf("weights 3:1 split %v; blue share %.2f, want about 0.75", counts, frac)
