@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"strings"
 
 	"github.com/cutoverhq/cutover/internal/awsjson"
@@ -35,6 +36,21 @@ func (s *Server) checkDestinations(sc scope, ts []cd.TriggerConfig, a *cd.AlarmC
 		return err
 	}
 	return s.Destinations.CheckAlarms(a)
+}
+
+// checkTargetGroups hands the target groups lb names to TargetGroups.
+func (s *Server) checkTargetGroups(ctx context.Context, lb *cd.LoadBalancerInfo) error {
+	if s.TargetGroups == nil || lb == nil {
+		return nil
+	}
+	var names []string
+	for _, t := range lb.TargetGroupInfoList {
+		names = append(names, deref(t.Name))
+	}
+	for _, e := range lb.ElbInfoList {
+		names = append(names, deref(e.Name))
+	}
+	return s.TargetGroups(ctx, names)
 }
 
 // TopicInAccount reports whether an SNS topic ARN

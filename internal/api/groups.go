@@ -176,6 +176,9 @@ func (s *Server) CreateDeploymentGroup(ctx context.Context, in *cd.CreateDeploym
 		if err := s.checkDestinations(sc, g.TriggerConfigurations, g.AlarmConfiguration); err != nil {
 			return err
 		}
+		if err := s.checkTargetGroups(ctx, g.LoadBalancerInfo); err != nil {
+			return err
+		}
 		existing, err := tx.Scan(ctx, kindGroup, appKey(sc, app)+"/", "", maxGroups)
 		if err != nil {
 			return err
@@ -235,6 +238,9 @@ func (s *Server) UpdateDeploymentGroup(ctx context.Context, in *cd.UpdateDeploym
 		// Only what this update sets: a group stored before the server's
 		// configuration changed can still be updated otherwise.
 		if err := s.checkDestinations(sc, in.TriggerConfigurations, in.AlarmConfiguration); err != nil {
+			return err
+		}
+		if err := s.checkTargetGroups(ctx, in.LoadBalancerInfo); err != nil {
 			return err
 		}
 		if name != cur {

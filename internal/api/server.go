@@ -75,6 +75,10 @@ type Server struct {
 	// Destinations, if set, refuses trigger topics and alarms the server
 	// does not know (Create/UpdateDeploymentGroup).
 	Destinations Destinations
+	// TargetGroups, if set, refuses loadBalancerInfo naming target groups
+	// the caller in ctx may not use (Create/UpdateDeploymentGroup), with
+	// an InvalidLoadBalancerInfoException.
+	TargetGroups func(ctx context.Context, names []string) error
 
 	// Version, if set, reads the store's change counter, which moves
 	// with every commit of any process (SQLite's data version); read-only

@@ -95,7 +95,9 @@ func (r *executor) targetGroups(rec *Record) (known, unknown []string) {
 		names = append(names, deref(e.Name))
 	}
 	for _, n := range names {
-		if _, ok := r.cfg.TargetGroups[n]; ok && r.cfg.Traffic != nil {
+		// Another account's target group is as good as unknown: its
+		// membership is never touched (groups stored before ownership).
+		if tg, ok := r.cfg.TargetGroups[n]; ok && r.cfg.Traffic != nil && tg.OwnedBy(rec.Account, rec.Region) {
 			known = append(known, n)
 		} else {
 			unknown = append(unknown, n)

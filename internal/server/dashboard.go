@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -44,7 +45,16 @@ func (s *Server) startHookLogs() awsjson.Route {
 func (s *Server) newDashboard(auth authenticator) *dashboard.Handler {
 	var members func(ctx context.Context, tg string) ([]traffic.MemberStatus, error)
 	if s.Traffic != nil {
-		members = s.Traffic.Members
+		// A deployment names target groups by name only: another
+		// account's target group of that name shows nothing of its
+		// backends (a group stored before target groups had owners).
+		members = func(ctx context.Context, tg string) ([]traffic.MemberStatus, error) {
+			c, _ := awsjson.CallerFrom(ctx)
+			if cfg, ok := s.targetGroups[tg]; ok && !cfg.OwnedBy(c.Account, c.Region) {
+				return nil, fmt.Errorf("target group %s is not a target group of account %s in %s", tg, c.Account, c.Region)
+			}
+			return s.Traffic.Members(ctx, tg)
+		}
 	}
 	codedeploy, admin := s.guard(access.CodeDeploy, s.API.Serve), s.guard(access.AdminAPI, s.serveAdmin)
 	return dashboard.New(dashboard.Config{

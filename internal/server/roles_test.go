@@ -744,6 +744,13 @@ func TestRevisionStoreByRole(t *testing.T) {
 		}
 		return k
 	}
+	mkIn := func(account string, g access.Grant) keys.Created {
+		k, err := env.Server.Keys.CreateKey(ctx, keys.Spec{User: "s3-" + string(g.Role), Account: account, Grant: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
 	cases := []struct {
 		name        string
 		key         keys.Created
@@ -754,6 +761,11 @@ func TestRevisionStoreByRole(t *testing.T) {
 		{"deployer limited to an application", mk(access.Grant{Role: access.Deployer, Applications: []string{mApp}}), true, false},
 		{"admin limited to a region", mk(access.Grant{Role: access.Admin, Regions: []string{env.Region}}), true, false},
 		{"host", f.host, true, false},
+		// The bucket is the fixture account's: no role of another account
+		// may use it.
+		{"admin of another account", mkIn("222222222222", access.Grant{Role: access.Admin}), false, false},
+		{"deployer of another account", mkIn("222222222222", access.Grant{Role: access.Deployer}), false, false},
+		{"read-only of another account", mkIn("222222222222", access.Grant{Role: access.ReadOnly}), false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -217,6 +217,8 @@ type Server struct {
 	API     *api.Server
 	Runner  *deploy.Runner
 	Traffic *traffic.Mux
+	// targetGroups are the configured target groups by name.
+	targetGroups map[string]traffic.TargetGroupConfig
 	// Revisions is the embedded revision store; nil when disabled.
 	Revisions *revstore.Store
 	// Changes reports the store's changes (every replica's on PostgreSQL).
@@ -375,7 +377,7 @@ func (s *Server) startRunner(ctx context.Context) error {
 	var byName map[string]traffic.TargetGroupConfig
 	if len(tgs) > 0 {
 		var err error
-		mux, byName, err = buildRouters(tgs, s.log, s.Metrics)
+		mux, byName, err = buildRouters(tgs, cfg.RootAccount, s.log, s.Metrics)
 		if err != nil {
 			return fmt.Errorf("traffic: %w", err)
 		}
@@ -411,6 +413,7 @@ func (s *Server) startRunner(ctx context.Context) error {
 	if ecfg.EventTimeout <= 0 {
 		ecfg.EventTimeout = 65 * time.Minute
 	}
+	s.targetGroups = byName
 	s.Runner = deploy.New(deploy.Config{
 		Store: s.Store, Logger: s.log, Now: cfg.Now, Engine: ecfg,
 		Traffic: mux, TargetGroups: byName, PollWait: cfg.PollWait,
@@ -424,6 +427,7 @@ func (s *Server) startRunner(ctx context.Context) error {
 		Exclusive: !isPostgres(cfg.Database),
 	})
 	s.API.Deployments = s.Runner
+	s.API.TargetGroups = s.checkTargetGroups
 	s.API.OnDeleteApplication = s.Runner.DeleteApplicationDeployments
 	s.API.OnRename = s.Runner.RenameDeployments
 	if err := s.Runner.Start(ctx); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/cutoverhq/cutover/internal/keys"
 	"github.com/cutoverhq/cutover/internal/server"
 	"github.com/cutoverhq/cutover/internal/servertest"
+	"github.com/cutoverhq/cutover/internal/traffic"
 )
 
 // tenant is one account's key, with clients for both protocols.
@@ -238,5 +239,52 @@ func TestFleetReadIsScopedToTheAccount(t *testing.T) {
 	err := adminClient(env, b.key.AccessKeyID, b.key.SecretAccessKey, env.Region).Call(ctx, "GetDeploymentGroupFleet", in, &got)
 	if err == nil || !strings.Contains(err.Error(), "ApplicationDoesNotExistException") {
 		t.Errorf("B reads A's fleet: %v %v, want ApplicationDoesNotExistException", got, err)
+	}
+}
+
+// TestTargetGroupsBelongToTheirAccount: a deployment group may name only
+// target groups of its account (InvalidLoadBalancerInfoException, on
+// create and update), and a key limited to applications may name none.
+func TestTargetGroupsBelongToTheirAccount(t *testing.T) {
+	ctx := context.Background()
+	env := servertest.Start(t, func(c *server.Config) {
+		c.TargetGroups = []traffic.TargetGroupConfig{{Name: "shop", Account: "111111111111", Listen: "127.0.0.1:0", Port: 80}}
+	})
+	bg := func(app, tg string) *codedeploy.CreateDeploymentGroupInput {
+		return &codedeploy.CreateDeploymentGroupInput{ApplicationName: aws.String(app), DeploymentGroupName: aws.String("g"),
+			ServiceRoleArn:   aws.String("arn:aws:iam::111111111111:role/cd"),
+			DeploymentStyle:  &cdtypes.DeploymentStyle{DeploymentType: cdtypes.DeploymentTypeInPlace, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl},
+			LoadBalancerInfo: &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String(tg)}}}}
+	}
+	client := func(account string, g access.Grant) *codedeploy.Client {
+		k, err := env.Server.Keys.CreateKey(ctx, keys.Spec{User: "u" + string(g.Role) + strings.Join(g.Applications, ""), Account: account, Grant: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env.NewClient(k.AccessKeyID, k.SecretAccessKey, env.Region)
+	}
+	a := client("111111111111", access.Grant{Role: access.Admin})
+	b := client("222222222222", access.Grant{Role: access.Admin})
+	for _, c := range []*codedeploy.Client{a, b} {
+		for _, app := range []string{"web", "sandbox"} {
+			if _, err := c.CreateApplication(ctx, &codedeploy.CreateApplicationInput{ApplicationName: aws.String(app)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, err := b.CreateDeploymentGroup(ctx, bg("web", "shop"))
+	servertest.WantError(t, err, "InvalidLoadBalancerInfoException")
+	// B's own group cannot be moved onto A's target group either.
+	if _, err := b.CreateDeploymentGroup(ctx, bg("web", "b-unconfigured")); err != nil {
+		t.Fatalf("B's group naming an unconfigured target group: %v", err)
+	}
+	_, err = b.UpdateDeploymentGroup(ctx, &codedeploy.UpdateDeploymentGroupInput{ApplicationName: aws.String("web"), CurrentDeploymentGroupName: aws.String("g"),
+		LoadBalancerInfo: &cdtypes.LoadBalancerInfo{TargetGroupInfoList: []cdtypes.TargetGroupInfo{{Name: aws.String("shop")}}}})
+	servertest.WantError(t, err, "InvalidLoadBalancerInfoException")
+	narrowed := client("111111111111", access.Grant{Role: access.Deployer, Applications: []string{"sandbox"}})
+	_, err = narrowed.CreateDeploymentGroup(ctx, bg("sandbox", "shop"))
+	servertest.WantError(t, err, "InvalidLoadBalancerInfoException")
+	if _, err := a.CreateDeploymentGroup(ctx, bg("web", "shop")); err != nil {
+		t.Fatalf("A names its own target group: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cutoverhq/cutover/internal/awsjson"
+	"github.com/cutoverhq/cutover/internal/keys"
 
 	"github.com/cutoverhq/cutover/internal/deploy"
 	"github.com/cutoverhq/cutover/internal/traffic"
@@ -25,6 +29,8 @@ import (
 //
 //	targetGroups:
 //	  - name: web
+//	    account: "111111111111"  # owner; default the root account
+//	    region: us-east-1        # optional: only this region of the account
 //	    driver: builtin          # or haproxy
 //	    listen: 0.0.0.0:8080     # builtin listener (haproxy: its frontend, for reference)
 //	    port: 8081               # port the application listens on, on each host
@@ -39,6 +45,8 @@ type TrafficFile struct {
 // TargetGroupYAML is one target group of a TrafficFile.
 type TargetGroupYAML struct {
 	Name        string `yaml:"name"`
+	Account     string `yaml:"account"`
+	Region      string `yaml:"region"`
 	Driver      string `yaml:"driver"`
 	Listen      string `yaml:"listen"`
 	Mode        string `yaml:"mode"`
@@ -61,7 +69,7 @@ type TargetGroupYAML struct {
 // Config converts the YAML form.
 func (t TargetGroupYAML) Config() traffic.TargetGroupConfig {
 	return traffic.TargetGroupConfig{
-		Name: t.Name, Driver: t.Driver, Listen: t.Listen, Mode: t.Mode, Port: t.Port,
+		Name: t.Name, Account: t.Account, Region: t.Region, Driver: t.Driver, Listen: t.Listen, Mode: t.Mode, Port: t.Port,
 		HealthCheck: traffic.HealthCheck{Path: t.HealthCheck.Path, Interval: t.HealthCheck.Interval, Timeout: t.HealthCheck.Timeout,
 			HealthyThreshold: t.HealthCheck.HealthyThreshold, UnhealthyThreshold: t.HealthCheck.UnhealthyThreshold},
 		DeregistrationDelay: t.DeregistrationDelay,
@@ -87,13 +95,43 @@ func LoadTrafficFile(path string) ([]traffic.TargetGroupConfig, error) {
 	return out, nil
 }
 
-// buildRouters starts the routers of the configured target groups.
-func buildRouters(tgs []traffic.TargetGroupConfig, log *slog.Logger, obs builtin.RequestObserver) (*traffic.Mux, map[string]traffic.TargetGroupConfig, error) {
+// checkTargetGroups refuses target groups the caller may not name in a
+// deployment group: another account's (or region's), and, for a key
+// limited to applications, any configured one (target groups are shared
+// by the account, like deployment configs; see README, Tenancy). Names not
+// configured stay accepted (their traffic events are no-ops).
+func (s *Server) checkTargetGroups(ctx context.Context, names []string) error {
+	c, _ := awsjson.CallerFrom(ctx)
+	for _, n := range names {
+		tg, ok := s.targetGroups[n]
+		if !ok {
+			continue
+		}
+		if !tg.OwnedBy(c.Account, c.Region) {
+			return awsjson.Errorf("InvalidLoadBalancerInfoException", "The target group %s is not a target group of account %s in %s.", n, c.Account, c.Region)
+		}
+		k, err := s.callerKey(ctx, c.AccessKeyID)
+		if err != nil && !(errors.Is(err, keys.ErrNotFound) && s.cfg.Open) {
+			return err
+		}
+		if err == nil && len(k.Applications) > 0 {
+			return awsjson.Errorf("InvalidLoadBalancerInfoException", "A key limited to applications cannot name target group %s: target groups are shared by the account; ask an administrator to set the deployment group's load balancer info.", n)
+		}
+	}
+	return nil
+}
+
+// buildRouters starts the routers of the configured target groups; one
+// without an account belongs to owner (the root account).
+func buildRouters(tgs []traffic.TargetGroupConfig, owner string, log *slog.Logger, obs builtin.RequestObserver) (*traffic.Mux, map[string]traffic.TargetGroupConfig, error) {
 	mux := traffic.NewMux()
 	byName := map[string]traffic.TargetGroupConfig{}
 	var builtins, haproxies []traffic.TargetGroupConfig
 	for _, tg := range tgs {
 		tg = tg.WithDefaults()
+		if tg.Account == "" {
+			tg.Account = owner
+		}
 		if err := tg.Validate(); err != nil {
 			return nil, nil, err
 		}

@@ -105,6 +105,10 @@ type TargetGroupConfig struct {
 	Listen string // address the load balancer listens on (builtin listener, HAProxy frontend bind)
 	Mode   string // ModeHTTP (default) or ModeTCP
 	Port   int    // backend port on each host; the engine builds Backend.Addr with BackendAddr
+	// Account owns the target group, as the account of an AWS target
+	// group's ARN: only its deployment groups may name it. Region, when
+	// set, narrows it to that region of the account. Empty: any.
+	Account, Region string
 
 	HealthCheck HealthCheck
 	// DeregistrationDelay bounds how long a removed backend's in-flight work
@@ -133,6 +137,12 @@ func (h HealthCheck) Enabled() bool { return h.Path != "" || h.Interval > 0 }
 type HAProxyConfig struct {
 	Socket  string // runtime API unix socket (stats socket ... level admin)
 	Backend string // backend name in haproxy.cfg; default is the target group name
+}
+
+// OwnedBy reports whether deployment groups of account and region may
+// name the target group.
+func (c TargetGroupConfig) OwnedBy(account, region string) bool {
+	return (c.Account == "" || c.Account == account) && (c.Region == "" || c.Region == region)
 }
 
 // BackendAddr is the traffic address of host in this target group.
