@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,9 +180,25 @@ func revisionSession(t *testing.T, useTLS bool) {
 	ok("deploy", "create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
 		"--service-role-arn", "arn:aws:iam::000000000000:role/cutover",
 		"--on-premises-instance-tag-filters", "Key=role,Value=web,Type=KEY_AND_VALUE")
+	// The deployment is created with the command `aws deploy push`
+	// printed, its placeholders filled in as a user would.
+	printed := push[strings.Index(push, "aws deploy create-deployment"):]
+	printed, _, _ = strings.Cut(printed, "\n")
+	args := strings.Fields(strings.TrimPrefix(printed, "aws "))
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "<deployment-group-name>":
+			args[i] = "prod"
+		case strings.HasPrefix(args[i], "<") && i > 0:
+			args = append(args[:i-1], args[i+1:]...) // an optional flag left unset
+			i -= 2
+		}
+	}
+	if !slices.Contains(args, fmt.Sprintf("bucket=%s,key=%s,bundleType=%s,eTag=%s", loc.Bucket, loc.Key, loc.BundleType, loc.ETag)) {
+		t.Fatalf("printed command %q does not name the registered revision %+v", printed, loc)
+	}
 	var dep struct{ DeploymentId string }
-	failOn(t, json.Unmarshal([]byte(ok("deploy", "create-deployment", "--application-name", "web", "--deployment-group-name", "prod",
-		"--s3-location", fmt.Sprintf("bucket=%s,key=%s,bundleType=%s,eTag=%s", loc.Bucket, loc.Key, loc.BundleType, loc.ETag), "--output", "json")), &dep))
+	failOn(t, json.Unmarshal([]byte(ok(append(args, "--output", "json")...)), &dep))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var got struct{ DeploymentInfo struct{ Status string } }
