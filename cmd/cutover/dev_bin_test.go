@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cutoverhq/cutover/internal/eventually"
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
@@ -82,17 +83,16 @@ func TestDevBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	eventually.True(t, 2*time.Minute, "the deployment to succeed", func() bool {
 		got, err := cd.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: d.DeploymentId})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := got.DeploymentInfo.Status; s == types.DeploymentStatusSucceeded {
-			break
-		} else if s == types.DeploymentStatusFailed || time.Now().After(deadline) {
+		if s := got.DeploymentInfo.Status; s == types.DeploymentStatusFailed || s == types.DeploymentStatusStopped {
 			t.Fatalf("deployment %s: %+v\n%s", s, got.DeploymentInfo.ErrorInformation, p.stderr())
 		}
-	}
+		return got.DeploymentInfo.Status == types.DeploymentStatusSucceeded
+	})
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -102,16 +102,13 @@ func TestDevBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	appURL := "http://127.0.0.1:" + strconv.Itoa(appPort) + "/"
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	eventually.NoError(t, time.Minute, "the hook's web server to answer", func() error {
 		resp, err := http.Get(appURL)
 		if err == nil {
 			resp.Body.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook's web server never answered: %v", err)
-		}
-	}
+		return err
+	})
 
 	code, err := p.stop(os.Interrupt, 30*time.Second)
 	if err != nil || code != 0 {

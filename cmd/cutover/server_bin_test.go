@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/smithy-go"
+
+	"github.com/cutoverhq/cutover/internal/eventually"
 )
 
 const (
@@ -24,20 +27,17 @@ const (
 
 func waitHealthy(t *testing.T, url string, p *proc) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.NoError(t, time.Minute, url+" healthy", func() error {
 		resp, err := http.Get(url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("%w\nstderr:\n%s", err, p.stderr())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never healthy: %v\nstderr:\n%s", url, err, p.stderr())
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func cdClient(url, id, secret string) *codedeploy.Client {

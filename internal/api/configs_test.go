@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,24 +10,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
-// skipIfNotYetAvailable skips the test while the operation that produced
-// err still answers the server's "not available on this server yet"
-// placeholder, so the test starts running as soon as it is implemented.
-func skipIfNotYetAvailable(t *testing.T, err error) {
-	t.Helper()
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidOperationException" && strings.Contains(ae.ErrorMessage(), "not available") {
-		t.Skipf("not implemented yet: %s", ae.ErrorMessage())
-	}
-}
-
-// createGroup creates a minimal Server deployment group, skipping the test
-// while CreateDeploymentGroup is not implemented.
+// createGroup creates a minimal Server deployment group.
 func createGroup(t *testing.T, c *codedeploy.Client, app, group, config string) {
 	t.Helper()
 	in := &codedeploy.CreateDeploymentGroupInput{
@@ -40,7 +26,6 @@ func createGroup(t *testing.T, c *codedeploy.Client, app, group, config string) 
 		in.DeploymentConfigName = aws.String(config)
 	}
 	_, err := c.CreateDeploymentGroup(context.Background(), in)
-	skipIfNotYetAvailable(t, err)
 	if err != nil {
 		t.Fatalf("CreateDeploymentGroup %s/%s: %v", app, group, err)
 	}

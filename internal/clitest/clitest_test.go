@@ -80,10 +80,6 @@ func (c cli) ok(v any, args ...string) {
 	}
 }
 
-// notYet reports whether a failed command was refused only because the
-// server does not implement the operation yet.
-func notYet(stderr string) bool { return strings.Contains(stderr, "not available on this server yet") }
-
 func TestAWSCLISession(t *testing.T) {
 	path, err := exec.LookPath("aws")
 	if err != nil {
@@ -179,9 +175,6 @@ func TestAWSCLISession(t *testing.T) {
 		stdout, stderr, code := c.run("create-deployment-group", "--application-name", "cli-app", "--deployment-group-name", "cli-dg",
 			"--service-role-arn", "arn:aws:iam::000000000000:role/CodeDeployServiceRole", "--deployment-config-name", "cli-cfg",
 			"--on-premises-instance-tag-filters", "Key=env,Value=prod,Type=KEY_AND_VALUE")
-		if code != 0 && notYet(stderr) {
-			t.Skipf("deployment groups not implemented yet: %s", stderr)
-		}
 		var dg struct{ DeploymentGroupId string }
 		if code != 0 || json.Unmarshal([]byte(stdout), &dg) != nil || len(dg.DeploymentGroupId) != 36 {
 			t.Fatalf("create-deployment-group: exit %d %s %s", code, stdout, stderr)
@@ -192,9 +185,6 @@ func TestAWSCLISession(t *testing.T) {
 			t.Errorf("list-deployment-groups: %v", groups.DeploymentGroups)
 		}
 		_, stderr, code = c.run("register-on-premises-instance", "--instance-name", "cli-host", "--iam-user-arn", "arn:aws:iam::000000000000:user/cli-host")
-		if code != 0 && notYet(stderr) {
-			t.Skipf("on-premises instances not implemented yet: %s", stderr)
-		}
 		if code != 0 {
 			t.Fatalf("register-on-premises-instance: exit %d %s", code, stderr)
 		}

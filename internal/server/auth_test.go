@@ -286,10 +286,6 @@ func TestInstanceKeyRefusedForCodeDeploy(t *testing.T) {
 	}
 	_, err = env.Client.RegisterOnPremisesInstance(ctx, &codedeploy.RegisterOnPremisesInstanceInput{
 		InstanceName: aws.String("host-1"), IamUserArn: aws.String(k.Arn)})
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidOperationException" && strings.Contains(ae.ErrorMessage(), "not available") {
-		t.Skipf("RegisterOnPremisesInstance not implemented yet: %s", ae.ErrorMessage())
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/cutoverhq/cutover/internal/agent"
+	"github.com/cutoverhq/cutover/internal/eventually"
 	"github.com/cutoverhq/cutover/internal/logging"
 )
 
@@ -193,25 +195,17 @@ func (e *Env) SetupGroup(t testing.TB, app, group, config, key, value string, mu
 // timeout passes, and returns the last DeploymentInfo.
 func (e *Env) WaitStatus(t testing.TB, id string, timeout time.Duration, want ...cdtypes.DeploymentStatus) *cdtypes.DeploymentInfo {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last *cdtypes.DeploymentInfo
-	for time.Now().Before(deadline) {
+	eventually.NoError(t, timeout, fmt.Sprintf("deployment %s to reach %v", id, want), func() error {
 		out, err := e.Client.GetDeployment(context.Background(), &codedeploy.GetDeploymentInput{DeploymentId: &id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		last = out.DeploymentInfo
-		for _, w := range want {
-			if last.Status == w {
-				return last
-			}
+		if slices.Contains(want, last.Status) {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	msg := ""
-	if last != nil {
-		msg = fmt.Sprintf("%s %+v", last.Status, last.ErrorInformation)
-	}
-	t.Fatalf("deployment %s did not reach %v within %s (last %s)", id, want, timeout, msg)
-	return nil
+		return fmt.Errorf("last %s %+v", last.Status, last.ErrorInformation)
+	})
+	return last
 }
