@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 
+	"github.com/cutoverhq/cutover/internal/servertest"
 	"github.com/cutoverhq/cutover/internal/traffic"
 )
 
@@ -148,6 +149,8 @@ func TestBlueGreenShiftStop(t *testing.T) {
 			if s, _ := greenShare(ham, f.Green, 500*time.Millisecond); s < 40 || s > 60 {
 				t.Fatalf("green's share at the 50%% step is %.0f%%", s)
 			}
+			_, err := f.Env.Client.ContinueDeployment(context.Background(), &codedeploy.ContinueDeploymentInput{DeploymentId: &id, DeploymentWaitType: types.DeploymentWaitTypeTerminationWait})
+			servertest.WantError(t, err, "DeploymentIsNotInReadyStateException")
 			f.Stop(t, id, aws.Bool(rollback))
 			info := f.WaitDone(t, id, types.DeploymentStatusStopped)
 			if rollback {
@@ -175,4 +178,26 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %s", timeout)
 		}
 	}
+}
+
+// TestBlueGreenShiftContinuePromotes: ContinueDeployment(READY_WAIT)
+// during a shift step moves all traffic to the replacements at once.
+func TestBlueGreenShiftContinuePromotes(t *testing.T) {
+	f := newBG(t, bgOptions{minute: time.Second})
+	bgShiftConfig(t, f, "Linear10", 10, 600)
+	ham := bgStartHammer(t, f.LB, 8)
+	id := f.Deploy(t, "green", withConfig("Linear10"))
+	if info := f.Env.WaitStatus(t, id, 60*time.Second, types.DeploymentStatusReady, types.DeploymentStatusFailed); info.Status != types.DeploymentStatusReady {
+		t.Fatalf("%s (%s), want Ready", info.Status, bgErr(info))
+	}
+	f.Continue(t, id, types.DeploymentWaitTypeReadyWait)
+	waitFor(t, 30*time.Second, func() bool { return shiftMessage(f.Get(t, id)) != "" })
+	f.Continue(t, id, types.DeploymentWaitTypeReadyWait)
+	info := f.WaitTerminationWait(t, id)
+	if m := shiftMessage(info); m != "Traffic shifting: 100% of traffic on the replacement instances" {
+		t.Errorf("status message %q after the promotion", m)
+	}
+	ham.onlyTo(t, f.Green, 300*time.Millisecond)
+	ham.Stop()
+	ham.CheckNoFailures(t)
 }

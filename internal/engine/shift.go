@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,11 +48,7 @@ func ShiftMessage(w int) string {
 // shiftMessage shows weight w in the status messages, in place of the
 // previous step's: a 1 % linear shift must not leave a hundred messages.
 func (s *stepper) shiftMessage(w int) {
-	m := s.d.StatusMessages
-	if n := len(m); n > 0 && strings.HasPrefix(m[n-1], shiftPrefix) {
-		m[n-1] = ShiftMessage(w)
-		return
-	}
+	s.d.StatusMessages = slices.DeleteFunc(s.d.StatusMessages, func(m string) bool { return strings.HasPrefix(m, shiftPrefix) })
 	s.message(ShiftMessage(w))
 }
 
