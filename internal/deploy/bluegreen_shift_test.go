@@ -201,3 +201,32 @@ func TestBlueGreenShiftContinuePromotes(t *testing.T) {
 	ham.Stop()
 	ham.CheckNoFailures(t)
 }
+
+// TestBlueGreenShiftServerKilled: the server is killed with SIGKILL at the
+// 50 % step of a linear shift and started again; the deployment resumes at
+// 50 % (not 100, not 0) and goes on from there.
+func TestBlueGreenShiftServerKilled(t *testing.T) {
+	f, p := newBGProcess(t, bgOptions{minute: time.Second})
+	bgShiftConfig(t, f, "Linear25Slow", 25, 8)
+	id := f.Deploy(t, "green", withConfig("Linear25Slow"))
+	if info := f.Env.WaitStatus(t, id, 60*time.Second, types.DeploymentStatusReady, types.DeploymentStatusFailed); info.Status != types.DeploymentStatusReady {
+		t.Fatalf("%s (%s), want Ready", info.Status, bgErr(info))
+	}
+	f.Continue(t, id, types.DeploymentWaitTypeReadyWait)
+	const at50 = "Traffic shifting: 50% of traffic on the replacement instances"
+	waitFor(t, 60*time.Second, func() bool { return shiftMessage(f.Get(t, id)) == at50 })
+	p.kill9(t)
+	p.start(t)
+	if m := shiftMessage(f.Get(t, id)); m != at50 {
+		t.Fatalf("after the restart the deployment shows %q, want %q", m, at50)
+	}
+	ham := bgStartHammer(t, f.LB, 8)
+	f.WaitServing(t, append(append([]*bgHost{}, f.Blue...), f.Green...), 10*time.Second)
+	if s, _ := greenShare(ham, f.Green, 500*time.Millisecond); s < 40 || s > 60 {
+		t.Errorf("after the restart green serves %.0f%%, want the 50%% step", s)
+	}
+	f.WaitTerminationWait(t, id)
+	ham.onlyTo(t, f.Green, 300*time.Millisecond)
+	ham.Stop()
+	bgCheckServed(t, ham, append(append([]*bgHost{}, f.Blue...), f.Green...))
+}
