@@ -115,8 +115,13 @@ func (s *Server) CreateDeploymentConfig(ctx context.Context, in *cd.CreateDeploy
 	}
 	switch platform {
 	case cd.ComputePlatformServer:
-		if in.TrafficRoutingConfig != nil {
-			return nil, awsjson.Errorf("InvalidTrafficRoutingConfigurationException", "A traffic routing configuration applies only to Lambda and ECS deployment configurations.")
+		if trc := in.TrafficRoutingConfig; trc != nil {
+			// An extension beyond AWS: canary and linear shifting for
+			// blue/green Server deployments (README, Progressive delivery).
+			if err := checkTrafficRouting(trc); err != nil {
+				return nil, err
+			}
+			info.TrafficRoutingConfig = trc
 		}
 		mh := in.MinimumHealthyHosts
 		if mh == nil || mh.Type == nil {

@@ -202,6 +202,7 @@ func (r *Runner) CreateDeployment(ctx context.Context, in *cd.CreateDeploymentIn
 					e.TerminationWaitMinutes = int(*t.TerminationWaitTimeInMinutes)
 				}
 			}
+			e.Shift = shiftOf(conf.TrafficRoutingConfig)
 			if in.TargetInstances == nil || (len(in.TargetInstances.TagFilters) == 0 && in.TargetInstances.Ec2TagSet == nil) {
 				return awsjson.Errorf("InvalidTargetInstancesException", "A blue/green deployment needs targetInstances naming the replacement instances by tag filters or tag set (green fleet provisioning DISCOVER_EXISTING).")
 			}
@@ -565,4 +566,30 @@ func (r *executor) createRollback(ctx context.Context, tx store.Tx, rec *Record,
 		return nil, err
 	}
 	return rb, nil
+}
+
+// shiftOf is the engine's weighted shifting for a Server configuration's
+// trafficRoutingConfig (nil for none or AllAtOnce: the all-at-once
+// reroute). It applies to blue/green deployments only; an in-place
+// deployment with such a configuration deploys as the configuration's
+// minimumHealthyHosts says.
+func shiftOf(t *cd.TrafficRoutingConfig) *engine.Shift {
+	switch {
+	case t == nil:
+		return nil
+	case t.TimeBasedCanary != nil && deref(t.Type) == cd.TrafficRoutingTypeTimeBasedCanary:
+		c := t.TimeBasedCanary
+		return &engine.Shift{Type: engine.ShiftCanary, Percentage: int32Of(c.CanaryPercentage), IntervalMinutes: int32Of(c.CanaryInterval)}
+	case t.TimeBasedLinear != nil && deref(t.Type) == cd.TrafficRoutingTypeTimeBasedLinear:
+		l := t.TimeBasedLinear
+		return &engine.Shift{Type: engine.ShiftLinear, Percentage: int32Of(l.LinearPercentage), IntervalMinutes: int32Of(l.LinearInterval)}
+	}
+	return nil
+}
+
+func int32Of(p *int32) int {
+	if p == nil {
+		return 0
+	}
+	return int(*p)
 }

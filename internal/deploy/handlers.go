@@ -47,6 +47,8 @@ func (r *executor) handlerOf(a engine.Action) actionHandler {
 		return terminateHandler{r, a}
 	case engine.Finished:
 		return finishedHandler{r, a}
+	case engine.ShiftTraffic:
+		return shiftHandler{r, a}
 	}
 	panic(fmt.Sprintf("deploy: no handler for engine action %T", a))
 }
@@ -74,7 +76,14 @@ func (h trafficHandler) inTx(ctx context.Context, tx store.Tx, st *stepTx) error
 	case h.a.Keep:
 		weight = weightDrain
 	}
-	return h.r.setMembership(ctx, tx, st.rec, h.a.Instance, weight)
+	if err := h.r.setMembership(ctx, tx, st.rec, h.a.Instance, weight); err != nil {
+		return err
+	}
+	if h.a.Percent > 0 {
+		// A shifting deployment's replacement joins at its step's share.
+		return h.r.setShiftWeights(ctx, tx, st.rec, h.a.Percent)
+	}
+	return nil
 }
 
 func (h trafficHandler) afterCommit(rec *Record) {

@@ -75,6 +75,13 @@ func continueBlueGreen(s *stepper, waitType string) error {
 	d := s.d
 	switch waitType {
 	case "", "READY_WAIT":
+		if d.Phase == PhaseShift && !d.Stopping {
+			// A better obvious behaviour than AWS's error: the user
+			// promotes the replacements to all the traffic now.
+			s.message("Traffic shifting was completed by ContinueDeployment")
+			s.shiftTo(100)
+			return nil
+		}
 		if d.Status != StatusReady || d.Phase != PhaseReadyWait {
 			return &ErrNotApplicable{Reason: ReasonNotReady}
 		}
@@ -82,7 +89,7 @@ func continueBlueGreen(s *stepper, waitType string) error {
 		s.enterAllow()
 	case "TERMINATION_WAIT":
 		if d.Phase != PhaseTermination {
-			if d.Phase == PhaseInstall || d.Phase == PhaseReadyWait {
+			if d.Phase == PhaseInstall || d.Phase == PhaseReadyWait || d.Phase == PhaseShift {
 				return &ErrNotApplicable{Reason: ReasonNotReady}
 			}
 			return &ErrNotApplicable{Reason: ReasonNoTerminationWait}
@@ -119,6 +126,10 @@ func (blueGreen) endPhase(s *stepper) {
 		s.enterAllow()
 	case PhaseAllow:
 		if s.failUnhealthy(PhaseAllow) {
+			return
+		}
+		if d.Shift != nil && d.Shift.Weight < 100 {
+			s.beginShift()
 			return
 		}
 		d.Phase = PhaseBlock

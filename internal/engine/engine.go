@@ -128,6 +128,7 @@ const (
 	PhaseInstall     Phase = "install"     // in-place: the whole event list; blue/green: green install events
 	PhaseReadyWait   Phase = "ready"       // blue/green: waiting for ContinueDeployment(READY_WAIT)
 	PhaseAllow       Phase = "allow"       // blue/green: green (rollback: blue) instances get traffic
+	PhaseShift       Phase = "shift"       // blue/green with Shift: green serves Shift.Weight percent
 	PhaseBlock       Phase = "block"       // blue/green: blue (rollback: green) instances lose traffic
 	PhaseTermination Phase = "termination" // blue/green: TERMINATE wait
 	PhaseTerminate   Phase = "terminate"   // blue/green: stopping the blue application
@@ -193,6 +194,9 @@ type Deployment struct {
 	TerminationWaitMinutes        int        `json:"terminationWaitMinutes,omitempty"`
 	RollbackOnFailure             bool       `json:"rollbackOnFailure,omitempty"`
 	RollbackOnStop                bool       `json:"rollbackOnStop,omitempty"`
+	// Shift, on a blue/green deployment, replaces the all-at-once reroute
+	// with weighted steps (shift.go).
+	Shift *Shift `json:"shift,omitempty"`
 
 	// Instances are the targets. Every change Step makes to an instance
 	// sets its LastUpdated to the step's time: the runner persists only
@@ -317,7 +321,11 @@ type (
 		// running their old revision and stay health-checked, so a
 		// rollback can route back to them at once. They are removed when
 		// they leave the fleet.
-		Keep    bool
+		Keep bool
+		// Percent, on an allow of a shifting deployment's replacement, is
+		// the share of traffic (1..99) the replacements get; the originals
+		// keep the rest. Zero is the all-at-once reroute.
+		Percent int
 		Command Command
 	}
 	// Terminate retires blue instances after a successful blue/green
@@ -430,14 +438,15 @@ func Step(d *Deployment, cfg Config, ev Event, now time.Time) ([]Action, error) 
 }
 
 // Action is one decision of Step. The set is closed: Dispatch, Traffic,
-// Terminate, Finished and Prewarm.
+// Terminate, Finished, Prewarm and ShiftTraffic.
 type Action interface{ isAction() }
 
-func (Dispatch) isAction()  {}
-func (Traffic) isAction()   {}
-func (Terminate) isAction() {}
-func (Finished) isAction()  {}
-func (Prewarm) isAction()   {}
+func (Dispatch) isAction()     {}
+func (Traffic) isAction()      {}
+func (Terminate) isAction()    {}
+func (Finished) isAction()     {}
+func (Prewarm) isAction()      {}
+func (ShiftTraffic) isAction() {}
 
 type stepper struct {
 	d       *Deployment
@@ -461,6 +470,9 @@ func (s *stepper) resumed() {
 		if IsTrafficEvent(c.Event) {
 			s.emit(s.trafficAction(in, *c))
 		}
+	}
+	if d := s.d; d.Phase == PhaseShift && d.Shift != nil {
+		s.emit(ShiftTraffic{Percent: d.Shift.Weight})
 	}
 }
 
@@ -611,6 +623,7 @@ func (s *stepper) tick() {
 	if d.Phase == PhaseTermination && !d.TerminationDue.IsZero() && !s.now.Before(d.TerminationDue) {
 		s.beginTerminate()
 	}
+	s.shiftTick()
 }
 
 func (s *stepper) continueWait(waitType string) error { return s.strat.continueWait(s, waitType) }
@@ -631,10 +644,12 @@ func (s *stepper) stop(rollback *bool) {
 	}
 	if d.Stopping {
 		d.StopRollback = d.StopRollback || want
+		s.shiftBack()
 		return
 	}
 	d.Stopping = true
 	d.StopRollback = want
+	s.shiftBack()
 	d.StartFailure = nil // stopped before it could fail: the stop wins
 	d.ErrorCode = CodeManualStop
 	d.ErrorMessage = "The deployment was stopped by a user request (StopDeployment)."
@@ -656,6 +671,7 @@ func (s *stepper) alarmStop(e AlarmStop) {
 	}
 	d.Stopping = true
 	d.StopRollback = e.Rollback
+	s.shiftBack()
 	d.ErrorCode = CodeAlarmActive
 	d.ErrorMessage = e.Message
 	s.skipRemaining()
@@ -845,7 +861,11 @@ func (s *stepper) dispatch(in *Instance, i int) {
 // trafficAction is the traffic change of command c on instance in.
 func (s *stepper) trafficAction(in *Instance, c Command) Traffic {
 	keep := c.Event == BlockTraffic && s.strat.keepOnBlock(in)
-	return Traffic{Instance: in.Name, Allow: c.Event == AllowTraffic, Keep: keep, Command: c}
+	a := Traffic{Instance: in.Name, Allow: c.Event == AllowTraffic, Keep: keep, Command: c}
+	if sh := s.d.Shift; a.Allow && sh != nil && in.Label == Green && s.d.Kind == KindBlueGreen {
+		a.Percent = sh.Weight
+	}
+	return a
 }
 
 // eligible reports whether the instance waits to start the current phase.
@@ -979,6 +999,9 @@ func (s *stepper) enterAllow() {
 	d.Phase = PhaseAllow
 	d.Status = StatusInProgress
 	d.ReadyDeadline = time.Time{}
+	if d.Shift != nil && d.Kind == KindBlueGreen {
+		d.Shift.Weight = d.Shift.Percentage // the first step, canary or linear
+	}
 }
 
 // beginTerminate stops the originals' application (an ApplicationStop
@@ -1070,6 +1093,9 @@ func (d *Deployment) NextWake(cfg Config) time.Time {
 	}
 	if d.Phase == PhaseTermination {
 		min(d.TerminationDue)
+	}
+	if d.Phase == PhaseShift && d.Shift != nil && !d.Stopping {
+		min(d.Shift.Due)
 	}
 	return t
 }

@@ -35,6 +35,8 @@ type world struct {
 	terminated  []string
 	hold        func(host, event string) bool // leave this command in flight
 	held        []Action
+	shifts      []int // ShiftTraffic percents, in order
+	allowPct    []int // Percent of every replacement's AllowTraffic
 }
 
 func newWorld(t *testing.T, d *Deployment) *world {
@@ -62,8 +64,15 @@ func (w *world) step(ev Event) error {
 	}
 	for _, a := range acts {
 		switch a := a.(type) {
-		case Dispatch, Traffic:
+		case Dispatch:
 			w.queue = append(w.queue, a)
+		case Traffic:
+			if a.Allow && a.Percent > 0 {
+				w.allowPct = append(w.allowPct, a.Percent)
+			}
+			w.queue = append(w.queue, a)
+		case ShiftTraffic:
+			w.shifts = append(w.shifts, a.Percent)
 		case Finished:
 			w.finished = append(w.finished, a.Status)
 		case Terminate:
