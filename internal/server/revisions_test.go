@@ -19,6 +19,18 @@ import (
 	"github.com/cutoverhq/cutover/internal/servertest"
 )
 
+// bucketWithObject creates bucket with one object in it, failing the test
+// on any error.
+func bucketWithObject(ctx context.Context, t *testing.T, c *s3.Client, bucket, key, body string) {
+	t.Helper()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func s3Client(env *servertest.Env) *s3.Client {
 	return s3.New(s3.Options{Region: env.Region, BaseEndpoint: aws.String(env.URL), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(env.AccessKey, env.SecretKey, ""), Retryer: aws.NopRetryer{}})
@@ -31,12 +43,7 @@ func TestRevisionStoreSharesTheListener(t *testing.T) {
 	dir := t.TempDir()
 	env := servertest.Start(t, servertest.WithDataDir(dir))
 	c := s3Client(env)
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("revs")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip"), Body: strings.NewReader("zip")}); err != nil {
-		t.Fatal(err)
-	}
+	bucketWithObject(ctx, t, c, "revs", "a.zip", "zip")
 	if _, err := env.Client.ListApplications(ctx, &codedeploy.ListApplicationsInput{}); err != nil {
 		t.Fatalf("CodeDeploy API next to S3: %v", err)
 	}
@@ -72,12 +79,7 @@ func TestRevisionStoreHostKeyReadsOnly(t *testing.T) {
 	ctx := context.Background()
 	env := servertest.Start(t)
 	admin := s3Client(env)
-	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("revs")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip"), Body: strings.NewReader("zip")}); err != nil {
-		t.Fatal(err)
-	}
+	bucketWithObject(ctx, t, admin, "revs", "a.zip", "zip")
 	reg, err := agent.Register(ctx, agent.RegisterRequest{Endpoint: env.URL, Region: env.Region, InstanceName: "web-1",
 		AdminCredentials: credentials.NewStaticCredentialsProvider(env.AccessKey, env.SecretKey, "")})
 	if err != nil {

@@ -727,12 +727,7 @@ func TestRevisionStoreByRole(t *testing.T) {
 	env := f.env
 	ctx := context.Background()
 	admin := s3Client(env)
-	if _, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("revs")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("revs"), Key: aws.String("a.zip"), Body: strings.NewReader("zip")}); err != nil {
-		t.Fatal(err)
-	}
+	bucketWithObject(ctx, t, admin, "revs", "a.zip", "zip")
 	as := func(k keys.Created) *s3.Client {
 		return s3.New(s3.Options{Region: env.Region, BaseEndpoint: aws.String(env.URL), UsePathStyle: true,
 			Credentials: credentials.NewStaticCredentialsProvider(k.AccessKeyID, k.SecretAccessKey, ""), Retryer: aws.NopRetryer{}})

@@ -61,12 +61,7 @@ func TestRevisionBucketsBelongToTheirAccount(t *testing.T) {
 	ctx := context.Background()
 	env := servertest.Start(t)
 	a := newTenant(t, env, "111111111111", access.Admin)
-	if _, err := a.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("shop-revs")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("shop-revs"), Key: aws.String("web/secret.env"), Body: strings.NewReader("TOKEN=a")}); err != nil {
-		t.Fatal(err)
-	}
+	bucketWithObject(ctx, t, a.s3, "shop-revs", "web/secret.env", "TOKEN=a")
 	for _, role := range []access.Role{access.Admin, access.Deployer, access.ReadOnly} {
 		b := newTenant(t, env, "222222222222", role)
 		bucket, key := aws.String("shop-revs"), aws.String("web/secret.env")
@@ -165,12 +160,7 @@ func TestRevisionBucketsBeforeOwnersBelongToRoot(t *testing.T) {
 	dir := t.TempDir()
 	env := servertest.Start(t, servertest.WithDataDir(dir))
 	root := s3Client(env)
-	if _, err := root.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("old-revs")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("old-revs"), Key: aws.String("a.zip"), Body: strings.NewReader("zip")}); err != nil {
-		t.Fatal(err)
-	}
+	bucketWithObject(ctx, t, root, "old-revs", "a.zip", "zip")
 	env.Stop()
 	// As a data directory written by an earlier version.
 	if err := os.RemoveAll(filepath.Join(dir, "revisions", "owners")); err != nil {
